@@ -1,0 +1,32 @@
+"""Transports to platforms: one module each, one line each in this registry."""
+
+from __future__ import annotations
+
+from adapters.base import Adapter, OutgoingEvent, PlatformTarget
+from adapters.errors import DeliveryError, Permanent, Retryable
+from adapters.rest import RestAdapter
+
+ADAPTERS: dict[str, type[Adapter]] = {
+    "rest": RestAdapter,
+}
+
+
+def adapter_for(target: PlatformTarget, timeout: float) -> Adapter:
+    """Return the adapter of the platform's transport."""
+    try:
+        adapter_class = ADAPTERS[target.transport]
+    except KeyError:
+        raise ValueError(f"no adapter for transport {target.transport!r}") from None
+    return adapter_class(target, timeout)
+
+
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "DeliveryError",
+    "OutgoingEvent",
+    "Permanent",
+    "PlatformTarget",
+    "Retryable",
+    "adapter_for",
+]

@@ -1,0 +1,85 @@
+"""The chat-integrator hub: ``create_app()`` builds the Flask application and its services."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from flask import Flask
+
+from hub.config import PROJECT_ROOT, load_config
+from hub.db import Database, default_sqlite_url
+from hub.delivery import Dispatcher
+from hub.metrics import HubMetrics
+
+log = logging.getLogger("hub")
+
+
+@dataclass
+class Hub:
+    """The services of one app, kept in ``app.extensions["hub"]``."""
+
+    config: dict[str, Any]
+    db: Database
+    metrics: HubMetrics
+    dispatcher: Dispatcher
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        self.db.dispose()
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hub").setLevel(level.upper())
+
+
+def _serves_requests() -> bool:
+    """True under a WSGI server or ``flask run``; False for other ``flask`` commands."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is None or ctx.info_name == "run"
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the hub: configuration, database (migrated), API, registry, delivery."""
+    from hub import cli, migrate, registry
+    from hub.api import register_api
+
+    app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
+    config = load_config(test_config)
+    _configure_logging(config["HUB_LOG_LEVEL"])
+    url = config["HUB_DATABASE_URL"] or default_sqlite_url(app.instance_path)
+    config["HUB_DATABASE_URL"] = url
+    app.config.update(config)
+    app.config["MAX_CONTENT_LENGTH"] = config["HUB_MAX_BODY_BYTES"]
+
+    db = Database(url)
+    if config["HUB_AUTO_MIGRATE"]:
+        migrate.upgrade(db)
+    metrics = HubMetrics(db)
+    dispatcher = Dispatcher(db, config, metrics)
+    db.on_wake = dispatcher.wake
+    hub = Hub(config, db, metrics, dispatcher)
+    app.extensions["hub"] = hub
+
+    register_api(app)
+    cli.register(app)
+
+    serving = _serves_requests()
+    if serving and config["HUB_LOAD_PLATFORMS"] and config["HUB_AUTO_MIGRATE"]:
+        names = registry.load_file(db, config["HUB_PLATFORMS_FILE"])
+        log.info("loaded %d platforms from %s", len(names), config["HUB_PLATFORMS_FILE"])
+    if serving and config["HUB_DELIVERY"]:
+        dispatcher.start()
+        atexit.register(dispatcher.stop)
+    return app
+
+
+def get_hub(app: Flask) -> Hub:
+    return app.extensions["hub"]

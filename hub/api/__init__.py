@@ -1,0 +1,107 @@
+"""The HTTP API: blueprints, OpenAPI (served with its own Swagger UI files) and JSON errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import swagger_ui_bundle
+from flask import Flask, jsonify, request, send_from_directory
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from hub.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into ``{"field.path": ["why", ...]}``."""
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": list(messages)}
+    return {prefix or "_schema": [str(messages)]}
+
+
+class HubApi(Api):
+    """flask-smorest, answering every HTTP error in the hub's ``{"status", "message"}`` form."""
+
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        status = error.code or 500
+        body: dict[str, Any] = {"status": status, "message": error.description or error.name}
+        data = getattr(error, "data", None) or {}
+        if "messages" in data:
+            # webargs nests by location ("json", "query"); the field names are what matter.
+            located = data["messages"]
+            errors: dict[str, list[str]] = {}
+            for location_messages in located.values():
+                errors.update(_flatten(location_messages))
+            body["message"] = "invalid request: " + ", ".join(sorted(errors))
+            body["errors"] = errors
+        response = jsonify(body)
+        response.status_code = status
+        # Keep werkzeug's headers (a 405 must say Allow), which flask-smorest would drop.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+
+def register_api(app: Flask) -> None:
+    from hub.api import admin, ops, platform
+
+    app.config.update(
+        API_TITLE="Chat-integrator hub",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/swagger-ui/",
+        API_SPEC_OPTIONS={
+            "components": {
+                "securitySchemes": {
+                    "platformToken": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "A platform's token (or `token` in the body)",
+                    },
+                    "adminToken": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "HUB_ADMIN_TOKEN",
+                    },
+                }
+            },
+        },
+    )
+    api = HubApi(app)
+    for blueprint in (platform.blp, admin.blp, ops.blp):
+        api.register_blueprint(blueprint)
+
+    @app.before_request
+    def _refuse_oversized() -> None:
+        # Refuse on the declared length before anything (token lookup, parsing) reads the body;
+        # a body without a length is cut by werkzeug at MAX_CONTENT_LENGTH while it is read.
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestEntityTooLarge(f"body larger than HUB_MAX_BODY_BYTES ({limit} bytes)")
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError):  # type: ignore[no-untyped-def]
+        return jsonify(error.body()), error.status
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        if isinstance(error, HTTPException):
+            return api.handle_http_exception(error)
+        log.exception("unexpected error")
+        return jsonify({"status": 500, "message": "internal error; see the hub's log"}), 500
+
+    @app.route("/swagger-ui/<path:filename>")
+    def _swagger_ui(filename: str):  # type: ignore[no-untyped-def]
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)

@@ -1,0 +1,147 @@
+"""Admin calls: register platforms at run time, list and retry dead letters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+from sqlalchemy import delete, func, select
+
+from hub import outbox, registry
+from hub.auth import authenticate_admin
+from hub.directory import platform_by_name
+from hub.errors import NotFound
+from hub.models import EventStatus, OutboxEvent, Platform, User
+from hub.schemas import (
+    AdminPlatformOut,
+    DeadLetterOut,
+    DeadLettersQuery,
+    Envelope,
+    PlatformEntrySchema,
+)
+
+blp = Blueprint("admin", __name__, url_prefix="/admin", description="Operating the hub.")
+SECURITY = [{"adminToken": []}]
+
+
+@blp.before_request
+def _authenticate() -> None:
+    authenticate_admin()
+
+
+def _hub():  # type: ignore[no-untyped-def]
+    return current_app.extensions["hub"]
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def _platform_view(platform: Platform, depth: int, users: int) -> dict[str, Any]:
+    return {
+        "name": platform.name,
+        "endpoint": platform.endpoint,
+        "transport": str(platform.transport),
+        "supportAudio": platform.support_audio,
+        "supportImage": platform.support_image,
+        "enabled": platform.enabled,
+        "wantsRecipients": platform.wants_recipients,
+        "health": str(platform.health),
+        "lastError": platform.last_error,
+        "nextAttemptAt": _iso(platform.next_attempt_at),
+        "queueDepth": depth,
+        "lastSeq": platform.last_seq,
+        "users": users,
+    }
+
+
+@blp.route("/platforms", methods=["GET"])
+@blp.response(200, AdminPlatformOut(many=True))
+@blp.doc(security=SECURITY)
+def list_platforms() -> list[dict[str, Any]]:
+    """List every platform with its health and queue depth (never its token)."""
+    with _hub().db.read() as session:
+        stats = outbox.queue_stats(session)
+        users = dict(
+            session.execute(select(User.platform_id, func.count()).group_by(User.platform_id)).all()
+        )
+        return [
+            _platform_view(p, stats.get(p.id, (0, None))[0], users.get(p.id, 0))
+            for p in session.execute(select(Platform).order_by(Platform.id)).scalars()
+        ]
+
+
+@blp.route("/platforms", methods=["POST"])
+@blp.arguments(PlatformEntrySchema, error_status_code=400)
+@blp.response(201, AdminPlatformOut, description="Registered")
+@blp.alt_response(200, schema=AdminPlatformOut, description="Updated")
+@blp.doc(security=SECURITY)
+def register_platform(entry: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Register a platform (or update it by name); a new one is onboarded at once."""
+    with _hub().db.write() as session:
+        platform, created = registry.register(session, entry)
+        view = _platform_view(platform, 0, 0)
+    _hub().dispatcher.refresh()
+    return view, 201 if created else 200
+
+
+@blp.route("/platforms/<name>", methods=["DELETE"])
+@blp.response(200, Envelope)
+@blp.doc(security=SECURITY)
+def remove_platform(name: str) -> dict[str, Any]:
+    """Remove a platform with its users, rooms and queued events."""
+    with _hub().db.write() as session:
+        platform = platform_by_name(session, name)
+        if platform is None:
+            raise NotFound(f"unknown platform {name!r}")
+        session.execute(delete(Platform).where(Platform.id == platform.id))
+    _hub().dispatcher.refresh()
+    return {"status": 200, "message": f"platform {platform.name} removed"}
+
+
+def dead_letter_view(event: OutboxEvent, platform_name: str) -> dict[str, Any]:
+    return {
+        "id": event.event_id,
+        "platform": platform_name,
+        "seq": event.seq,
+        "event": str(event.kind),
+        "attempts": event.attempts,
+        "lastError": event.last_error,
+        "createdAt": _iso(event.created_at),
+        "deadAt": _iso(event.dead_at),
+        "payload": json.loads(event.payload),
+    }
+
+
+@blp.route("/deadletters", methods=["GET"])
+@blp.arguments(DeadLettersQuery, location="query", error_status_code=400)
+@blp.response(200, DeadLetterOut(many=True))
+@blp.doc(security=SECURITY)
+def list_dead_letters(query: dict[str, Any]) -> list[dict[str, Any]]:
+    """List dead letters, newest first, with the error that put them there."""
+    with _hub().db.read() as session:
+        statement = (
+            select(OutboxEvent, Platform.name)
+            .join(Platform, Platform.id == OutboxEvent.platform_id)
+            .where(OutboxEvent.status == EventStatus.DEAD)
+            .order_by(OutboxEvent.dead_at.desc(), OutboxEvent.id.desc())
+            .limit(query["limit"])
+        )
+        if query.get("platform"):
+            statement = statement.where(Platform.name_key == query["platform"].lower())
+        return [dead_letter_view(event, name) for event, name in session.execute(statement)]
+
+
+@blp.route("/deadletters/<event_id>/retry", methods=["POST"])
+@blp.response(200, Envelope)
+@blp.doc(security=SECURITY)
+def retry_dead_letter(event_id: str) -> dict[str, Any]:
+    """Queue a dead letter again at the end of its platform's stream, with the same event id."""
+    with _hub().db.write() as session:
+        event = outbox.requeue_dead(session, event_id)
+        if event is None:
+            raise NotFound(f"no dead letter {event_id!r}")
+        seq = event.seq
+    return {"status": 200, "message": f"dead letter {event_id} queued again as seq {seq}"}

@@ -1,0 +1,83 @@
+"""Engine and sessions: SQLite (WAL, busy timeout, BEGIN IMMEDIATE for writes) or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+# session.info key under which a transaction lists the platforms whose streams got events.
+WAKE_KEY = "hub.wake_platforms"
+
+
+def default_sqlite_url(instance_path: str) -> str:
+    """Return the URL of the default SQLite file under the instance folder."""
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(instance_path) / 'hub.sqlite3'}"
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself (the pysqlite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # NORMAL in WAL mode survives a killed process; only a power cut may lose the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        # A deferred BEGIN that reads and then writes fails with "database is locked" under
+        # concurrency whatever the timeout; IMMEDIATE takes the write lock up front.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The hub's engines and session factories; ``write()`` and ``read()`` are transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url, immediate=True)
+            self.read_engine = _sqlite_engine(url, immediate=False)
+        else:
+            self.engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+            self.read_engine = self.engine
+        self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        # Called with the platform ids of WAKE_KEY once their transaction has committed.
+        self.on_wake: Callable[[set[int]], None] | None = None
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """Open a write transaction, committed when the block ends without error."""
+        with self._write_sessions() as session:
+            with session.begin():
+                yield session
+            woken = session.info.pop(WAKE_KEY, None)
+        if woken and self.on_wake is not None:
+            self.on_wake(woken)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """Open a read-only transaction (on SQLite it does not take the write lock)."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -1,0 +1,246 @@
+"""The durable per-platform streams: enqueue, read the head, acknowledge, retry, dead-letter.
+
+Every function takes the caller's session and never commits: the caller's transaction decides.
+Platforms whose streams got new events are collected in ``session.info`` so that the database
+layer can wake their delivery workers once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from hub.db import WAKE_KEY
+from hub.models import EventKind, EventStatus, Health, OutboxEvent, Platform, utcnow
+
+
+def new_event_id() -> str:
+    """Return a fresh hub-wide event id (sent as ``webhook-id``)."""
+    return f"evt_{uuid.uuid4().hex}"
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def _reserve_seqs(session: Session, platform_id: int, count: int) -> int:
+    """Take ``count`` seqs of a platform's stream under its row lock; return the first."""
+    last = session.execute(
+        update(Platform)
+        .where(Platform.id == platform_id)
+        .values(last_seq=Platform.last_seq + count)
+        .returning(Platform.last_seq)
+    ).scalar_one()
+    return last - count + 1
+
+
+def enqueue(
+    session: Session,
+    platform_id: int,
+    kind: EventKind,
+    payloads: Sequence[dict[str, Any]],
+    message_id: int | None = None,
+) -> list[str]:
+    """Append events to a platform's stream, in order; return their event ids."""
+    if not payloads:
+        return []
+    first = _reserve_seqs(session, platform_id, len(payloads))
+    now = utcnow()
+    rows = [
+        {
+            "event_id": new_event_id(),
+            "platform_id": platform_id,
+            "seq": first + offset,
+            "kind": kind,
+            "payload": encode_payload(payload),
+            "message_id": message_id,
+            "status": EventStatus.PENDING,
+            "attempts": 0,
+            "created_at": now,
+            "queued_at": now,
+        }
+        for offset, payload in enumerate(payloads)
+    ]
+    session.execute(OutboxEvent.__table__.insert(), rows)
+    session.info.setdefault(WAKE_KEY, set()).add(platform_id)
+    return [row["event_id"] for row in rows]
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """One event as delivery needs it, detached from any session."""
+
+    id: int
+    event_id: str
+    seq: int
+    kind: str
+    payload: str
+    queued_at: datetime
+    attempts: int
+
+
+def pending_head(session: Session, platform_id: int, limit: int) -> list[QueuedEvent]:
+    """Return the first pending events of a platform's stream, in seq order."""
+    rows = session.execute(
+        select(
+            OutboxEvent.id,
+            OutboxEvent.event_id,
+            OutboxEvent.seq,
+            OutboxEvent.kind,
+            OutboxEvent.payload,
+            OutboxEvent.queued_at,
+            OutboxEvent.attempts,
+        )
+        .where(OutboxEvent.platform_id == platform_id, OutboxEvent.status == EventStatus.PENDING)
+        .order_by(OutboxEvent.seq)
+        .limit(limit)
+    ).all()
+    return [
+        QueuedEvent(r.id, r.event_id, r.seq, str(r.kind), r.payload, r.queued_at, r.attempts)
+        for r in rows
+    ]
+
+
+def mark_delivered(session: Session, event_ids: Iterable[int]) -> None:
+    """Acknowledge events (by row id); a redelivered ack changes nothing."""
+    ids = list(event_ids)
+    if ids:
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(ids), OutboxEvent.status == EventStatus.PENDING)
+            .values(
+                status=EventStatus.DELIVERED,
+                delivered_at=utcnow(),
+                attempts=OutboxEvent.attempts + 1,
+            )
+        )
+
+
+def dead_letter(session: Session, event_row_id: int, error: str) -> None:
+    """Set an event aside for good, keeping the error; later events go on."""
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id == event_row_id)
+        .values(
+            status=EventStatus.DEAD,
+            dead_at=utcnow(),
+            last_error=error,
+            attempts=OutboxEvent.attempts + 1,
+        )
+    )
+
+
+def dead_letter_expired(
+    session: Session, platform_id: int, older_than: datetime, error: str
+) -> int:
+    """Dead-letter every pending event of a platform created before ``older_than``."""
+    result = session.execute(
+        update(OutboxEvent)
+        .where(
+            OutboxEvent.platform_id == platform_id,
+            OutboxEvent.status == EventStatus.PENDING,
+            OutboxEvent.queued_at < older_than,
+        )
+        .values(
+            status=EventStatus.DEAD,
+            dead_at=utcnow(),
+            last_error=f"still failing after the maximum age: {error}",
+        )
+    )
+    return result.rowcount or 0
+
+
+def record_failure(session: Session, event_row_id: int, error: str) -> None:
+    """Count a failed attempt on the head event and keep its error."""
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id == event_row_id)
+        .values(attempts=OutboxEvent.attempts + 1, last_error=error)
+    )
+
+
+def requeue_dead(session: Session, event_id: str) -> OutboxEvent | None:
+    """Put a dead letter back at the end of its platform's stream, keeping its event id."""
+    event = session.execute(
+        select(OutboxEvent).where(
+            OutboxEvent.event_id == event_id, OutboxEvent.status == EventStatus.DEAD
+        )
+    ).scalar_one_or_none()
+    if event is None:
+        return None
+    event.seq = _reserve_seqs(session, event.platform_id, 1)
+    event.status = EventStatus.PENDING
+    event.dead_at = None
+    event.attempts = 0
+    event.queued_at = utcnow()  # its maximum age counts again from now
+    session.info.setdefault(WAKE_KEY, set()).add(event.platform_id)
+    return event
+
+
+def mark_up(session: Session, platform_id: int) -> None:
+    """Record that a platform answers again: its stream may flow at once."""
+    session.execute(
+        update(Platform)
+        .where(Platform.id == platform_id)
+        .values(health=Health.UP, failures=0, next_attempt_at=None, last_success_at=utcnow())
+    )
+    session.info.setdefault(WAKE_KEY, set()).add(platform_id)
+
+
+def mark_down(session: Session, platform_id: int, error: str, retry_at: datetime) -> int:
+    """Record a failed call: the platform is down until ``retry_at``; return its failure count."""
+    return session.execute(
+        update(Platform)
+        .where(Platform.id == platform_id)
+        .values(
+            health=Health.DOWN,
+            failures=Platform.failures + 1,
+            last_error=error,
+            next_attempt_at=retry_at,
+        )
+        .returning(Platform.failures)
+    ).scalar_one()
+
+
+def acquire_lease(session: Session, platform_id: int, owner: str, seconds: float) -> bool:
+    """Own a platform's stream for ``seconds`` unless another live process owns it."""
+    now = utcnow()
+    result = session.execute(
+        update(Platform)
+        .where(
+            Platform.id == platform_id,
+            or_(
+                Platform.lease_owner.is_(None),
+                Platform.lease_owner == owner,
+                Platform.lease_until < now,
+            ),
+        )
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+    )
+    return bool(result.rowcount)
+
+
+def release_leases(session: Session, owner: str) -> None:
+    """Give up every stream this process owns (on a clean shutdown)."""
+    session.execute(
+        update(Platform)
+        .where(Platform.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def queue_stats(session: Session) -> dict[int, tuple[int, datetime | None]]:
+    """Return, per platform id, the number of pending events and the oldest one's time."""
+    rows = session.execute(
+        select(OutboxEvent.platform_id, func.count(), func.min(OutboxEvent.queued_at))
+        .where(OutboxEvent.status == EventStatus.PENDING)
+        .group_by(OutboxEvent.platform_id)
+    ).all()
+    return {platform_id: (count, oldest) for platform_id, count, oldest in rows}
