@@ -56,19 +56,19 @@ class PlatformWorker(threading.Thread):
         self.db = dispatcher.db
         self.cfg = dispatcher.config
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self._wake.set()
 
     def run(self) -> None:
         adapter = adapter_for(self.target, self.cfg["HUB_DELIVERY_TIMEOUT"])
         try:
-            while not self._stop.is_set():
+            while not self._stopping.is_set():
                 try:
                     pause = self.step(adapter)
                 except Exception:  # a database hiccup must not kill the worker
@@ -99,7 +99,7 @@ class PlatformWorker(threading.Thread):
         idle = self.cfg["HUB_DELIVERY_POLL_INTERVAL"]
         state = self._state()
         if state is None:
-            self._stop.set()
+            self._stopping.set()
             return 0
         if state.next_attempt_at is not None:
             remaining = (state.next_attempt_at - utcnow()).total_seconds()
@@ -121,7 +121,7 @@ class PlatformWorker(threading.Thread):
                 return self._fail(state, None, exc)
         delivered: list[int] = []
         for event in batch:
-            if self._stop.is_set():
+            if self._stopping.is_set():
                 break
             if time.monotonic() - leased_at > lease / 3:
                 if not self._flush(delivered, state, renew=True):
@@ -200,7 +200,7 @@ class PlatformWorker(threading.Thread):
                     )
         self.dispatcher.metrics.deliveries.labels(self.target.name, "failed").inc()
         if state.health == Health.UP:
-            log.warning("%s is down (%s); retrying in %.1fs", self.target.name, exc.message, delay)
+            log.warning("%s is down (%s); retrying in %.2fs", self.target.name, exc.message, delay)
         return delay
 
     def _dead_letter(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:

@@ -13,7 +13,6 @@ from hub import outbox
 from hub.db import Database
 from hub.models import EventStatus, Health, OutboxEvent, Platform, utcnow
 
-
 disable_created_metrics()  # the *_created series only add noise to counters here
 
 
