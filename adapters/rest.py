@@ -25,6 +25,22 @@ def join_url(endpoint: str, name: str) -> str:
     return endpoint.rstrip("/") + "/" + name.lstrip("/")
 
 
+NETWORK_FAILURES = (
+    "Connection refused",
+    "Connection reset",
+    "Name or service not known",
+    "timed out",
+    "No route to host",
+)
+
+
+def describe(exc: requests.RequestException, method: str, url: str) -> str:
+    """Say in one short line why a call did not get an answer."""
+    text = str(exc)
+    reason = next((m.lower() for m in NETWORK_FAILURES if m in text), None)
+    return f"{method} {url}: {reason or type(exc).__name__ + ': ' + text[:ANSWER_KEPT]}"
+
+
 def classify(response: requests.Response) -> None:
     """Raise the delivery error a non-2xx answer stands for."""
     status = response.status_code
@@ -58,23 +74,25 @@ class RestAdapter(Adapter):
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": self.signer.sign(event.event_id, now, event.payload),
         }
+        url = join_url(self.endpoint, event.kind)
         try:
             response = self.session.post(
-                join_url(self.endpoint, event.kind),
+                url,
                 data=event.payload.encode(),
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise Retryable(f"{type(exc).__name__}: {exc}") from exc
+            raise Retryable(describe(exc, "POST", url)) from exc
         classify(response)
 
     def fetch_users(self) -> list[dict[str, Any]]:
+        url = join_url(self.endpoint, "users")
         try:
-            response = self.session.get(join_url(self.endpoint, "users"), timeout=self.timeout)
+            response = self.session.get(url, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise Retryable(f"{type(exc).__name__}: {exc}") from exc
+            raise Retryable(describe(exc, "GET", url)) from exc
         classify(response)
         try:
             users = response.json()

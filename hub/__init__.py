@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,10 @@ def _configure_logging(level: str) -> None:
 def _serves_requests() -> bool:
     """True under a WSGI server or ``flask run``; False for other ``flask`` commands."""
     ctx = click.get_current_context(silent=True)
-    return ctx is None or ctx.info_name == "run"
+    if ctx is not None:
+        return ctx.info_name == "run"
+    # The flask command sets this for every command; without a context it is `flask --help`.
+    return os.environ.get("FLASK_RUN_FROM_CLI") != "true"
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -25,6 +25,8 @@ def token_from_request() -> str | None:
 
 
 def platform_for_token(token: str) -> Platform | None:
+    if "\x00" in token:  # never a real token, and PostgreSQL refuses it in a query
+        return None
     hub = current_app.extensions["hub"]
     with hub.db.read() as session:
         return session.execute(select(Platform).where(Platform.token == token)).scalar_one_or_none()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from hub import migrate, registry
 
@@ -12,7 +13,7 @@ def _hub():  # type: ignore[no-untyped-def]
     return current_app.extensions["hub"]
 
 
-@click.group("db", help="Database schema commands.")
+@click.group("db", cls=AppGroup, help="Database schema commands.")
 def db_group() -> None:
     pass
 
@@ -24,7 +25,7 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}: {_hub().db.engine.url.render_as_string()}")
 
 
-@click.group("hub", help="Operate the chat-integrator hub.")
+@click.group("hub", cls=AppGroup, help="Operate the chat-integrator hub.")
 def hub_group() -> None:
     pass
 

@@ -287,6 +287,8 @@ class Dispatcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every worker and hand their streams back for other processes to take."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._refresh.set()
         with self._lock:

@@ -9,6 +9,16 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 TRANSPORTS = ("rest", "websocket", "poll")
 
 
+class String(fields.String):
+    """A string that may not hold NUL characters (PostgreSQL cannot store them)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("May not contain NUL characters.")
+        return text
+
+
 class LocalId(fields.Field):
     """A platform's own id: an integer or a non-empty string, kept as given."""
 
@@ -19,6 +29,8 @@ class LocalId(fields.Field):
             raise self.make_error("invalid")
         if isinstance(value, str) and not (0 < len(value) <= 255):
             raise self.make_error("invalid")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError("May not contain NUL characters.")
         if isinstance(value, int) and abs(value) >= 2**63:
             raise ValidationError("Integer ids must fit in 64 bits.")
         return value
@@ -39,7 +51,7 @@ class FlexibleBoolean(fields.Boolean):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class PlatformName(fields.String):
+class PlatformName(String):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             validate=[
@@ -68,10 +80,10 @@ class PlatformEntrySchema(LenientSchema):
         allow_none=True,
         validate=validate.Length(max=2048),
     )
-    token = fields.String(required=True, validate=validate.Length(1, 512))
+    token = String(required=True, validate=validate.Length(1, 512))
     supportAudio = FlexibleBoolean(load_default=False)
     supportImage = FlexibleBoolean(load_default=False)
-    transport = fields.String(load_default="rest", validate=validate.OneOf(TRANSPORTS))
+    transport = String(load_default="rest", validate=validate.OneOf(TRANSPORTS))
     enabled = FlexibleBoolean(load_default=True)
     wantsRecipients = FlexibleBoolean(load_default=True)
 
@@ -82,21 +94,21 @@ class PlatformEntrySchema(LenientSchema):
 
 
 class TokenInBody(LenientSchema):
-    token = fields.String(load_only=True, metadata={"description": "Compatibility: the token."})
+    token = String(load_only=True, metadata={"description": "Compatibility: the token."})
 
 
 class UserIn(TokenInBody):
     id = LocalId(required=True)
-    name = fields.String(required=True, validate=validate.Length(1, 255))
-    platform = fields.String(metadata={"description": "Optional; must be the caller's own name."})
+    name = String(required=True, validate=validate.Length(1, 255))
+    platform = String(metadata={"description": "Optional; must be the caller's own name."})
 
 
 class RoomIn(TokenInBody):
     id = LocalId(required=True)
-    name = fields.String(required=True, validate=validate.Length(1, 255))
-    type = fields.String(required=True, validate=validate.OneOf(["private", "public"]))
+    name = String(required=True, validate=validate.Length(1, 255))
+    type = String(required=True, validate=validate.OneOf(["private", "public"]))
     users = fields.List(
-        fields.Dict(keys=fields.String(), values=fields.List(LocalId())),
+        fields.Dict(keys=String(), values=fields.List(LocalId())),
         required=True,
         metadata={"description": 'Members by platform: [{"GWT_CHAT": [1, 2]}, {"NET": ["a"]}]'},
     )
@@ -106,21 +118,21 @@ class MessageIn(TokenInBody):
     roomOriginalPlatform = PlatformName(required=True)
     roomId = LocalId(required=True)
     senderId = LocalId(required=True)
-    senderPlatform = fields.String(metadata={"description": "Optional; the caller's own name."})
-    text = fields.String(required=True, validate=validate.Length(max=65536))
-    attachments = fields.List(fields.String(), load_default=list)
+    senderPlatform = String(metadata={"description": "Optional; the caller's own name."})
+    text = String(required=True, validate=validate.Length(max=65536))
+    attachments = fields.List(String(), load_default=list)
     direct = fields.Boolean(load_default=False)
-    clientMessageId = fields.String(validate=validate.Length(1, 255))
+    clientMessageId = String(validate=validate.Length(1, 255))
 
 
 class Envelope(Schema):
     status = fields.Integer(required=True)
-    message = fields.String(required=True)
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    message = String(required=True)
+    errors = fields.Dict(keys=String(), values=fields.List(String()))
 
 
 class UserEnvelope(Envelope):
-    globalId = fields.String()
+    globalId = String()
 
 
 class MessageAccepted(Envelope):
@@ -130,57 +142,57 @@ class MessageAccepted(Envelope):
 
 class UserOut(Schema):
     id = LocalId()
-    name = fields.String()
-    platform = fields.String()
-    globalId = fields.String()
+    name = String()
+    platform = String()
+    globalId = String()
 
 
 class PlatformUserOut(Schema):
     id = LocalId()
-    name = fields.String()
-    platform = fields.String()
+    name = String()
+    platform = String()
 
 
 class PlatformOut(Schema):
-    name = fields.String()
+    name = String()
     supportAudio = fields.Boolean()
     supportImage = fields.Boolean()
     users = fields.List(fields.Nested(PlatformUserOut))
 
 
 class UsersQuery(LenientSchema):
-    platform = fields.String(metadata={"description": "Only this platform's users."})
-    token = fields.String(load_only=True)
+    platform = String(metadata={"description": "Only this platform's users."})
+    token = String(load_only=True)
 
 
 class AdminPlatformOut(Schema):
-    name = fields.String()
-    endpoint = fields.String(allow_none=True)
-    transport = fields.String()
+    name = String()
+    endpoint = String(allow_none=True)
+    transport = String()
     supportAudio = fields.Boolean()
     supportImage = fields.Boolean()
     enabled = fields.Boolean()
     wantsRecipients = fields.Boolean()
-    health = fields.String()
-    lastError = fields.String(allow_none=True)
-    nextAttemptAt = fields.String(allow_none=True)
+    health = String()
+    lastError = String(allow_none=True)
+    nextAttemptAt = String(allow_none=True)
     queueDepth = fields.Integer()
     lastSeq = fields.Integer()
     users = fields.Integer()
 
 
 class DeadLetterOut(Schema):
-    id = fields.String(metadata={"description": "The event id (webhook-id)."})
-    platform = fields.String()
+    id = String(metadata={"description": "The event id (webhook-id)."})
+    platform = String()
     seq = fields.Integer()
-    event = fields.String()
+    event = String()
     attempts = fields.Integer()
-    lastError = fields.String(allow_none=True)
-    createdAt = fields.String()
-    deadAt = fields.String(allow_none=True)
+    lastError = String(allow_none=True)
+    createdAt = String()
+    deadAt = String(allow_none=True)
     payload = fields.Dict()
 
 
 class DeadLettersQuery(LenientSchema):
-    platform = fields.String()
+    platform = String()
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))

@@ -39,7 +39,9 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("/message", {**MESSAGE, "roomId": 404}, 404, "A:404"),
     ("/message", {**MESSAGE, "senderId": 999}, 404, "B:999"),
     ("/message", {**MESSAGE, "senderPlatform": "A"}, 403, "cannot speak for users of A"),
+    ("/message", {**MESSAGE, "text": "nul \x00 inside"}, 400, "text"),
     ("/user", {"id": 5}, 400, "name"),
+    ("/user", {"id": "a\x00", "name": "x"}, 400, "id"),
     ("/user", {"id": None, "name": "x"}, 400, "id"),
     ("/user", {"id": 5, "name": ""}, 400, "name"),
     ("/user", {"id": 5, "name": "x", "platform": "A"}, 403, "cannot speak for users of A"),
@@ -122,6 +124,14 @@ def test_missing_or_unknown_tokens_are_401(
     answer = trio.hub.client.open(path + query, method=method, headers=headers, **kwargs)
     assert answer.status_code == 401 and answer.json["status"] == 401
     assert table_counts(trio) == before
+
+
+def test_nul_characters_in_the_url_or_token_are_refused(trio: Trio) -> None:
+    in_query = trio.hub.as_platform(trio.a.token, "GET", "/users?platform=%00A")
+    assert in_query.status_code == 400 and "NUL" in in_query.json["message"]
+    in_path = trio.hub.admin("DELETE", "/admin/platforms/A%00")
+    assert in_path.status_code == 400
+    assert trio.hub.client.get("/users?token=a%00b").status_code == 400
 
 
 def test_a_wrong_token_in_the_body_is_401(trio: Trio) -> None:

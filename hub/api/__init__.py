@@ -10,7 +10,7 @@ from flask import Flask, jsonify, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from hub.errors import ApiError
+from hub.errors import ApiError, BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,14 @@ def register_api(app: Flask) -> None:
         limit = app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
             raise RequestEntityTooLarge(f"body larger than HUB_MAX_BODY_BYTES ({limit} bytes)")
+
+    @app.before_request
+    def _refuse_nul_in_url() -> None:
+        # No id or name holds NUL, and PostgreSQL refuses it in a query: say so up front.
+        if "\x00" in request.path or any(
+            "\x00" in k + v for k, v in request.args.items(multi=True)
+        ):
+            raise BadRequest("the URL may not contain NUL characters")
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError):  # type: ignore[no-untyped-def]
