@@ -55,6 +55,9 @@ class PlatformWorker(threading.Thread):
         self.target = target
         self.db = dispatcher.db
         self.cfg = dispatcher.config
+        # Each worker owns leases under its own id, so a worker restarted in this process (after
+        # the platform's entry changed) waits for the old one to hand the stream back.
+        self.owner = f"{dispatcher.owner}/{uuid.uuid4().hex[:6]}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
 
@@ -79,6 +82,11 @@ class PlatformWorker(threading.Thread):
                 self._wake.clear()
         finally:
             adapter.close()
+            try:
+                with self.db.write() as session:
+                    outbox.release_leases(session, self.owner)
+            except Exception:
+                log.exception("%s: could not hand back the stream's lease", self.target.name)
 
     def _state(self) -> StreamState | None:
         with self.db.read() as session:
@@ -110,7 +118,7 @@ class PlatformWorker(threading.Thread):
             return idle
         lease = self.cfg["HUB_LEASE_SECONDS"]
         with self.db.write() as session:
-            if not outbox.acquire_lease(session, self.target.id, self.dispatcher.owner, lease):
+            if not outbox.acquire_lease(session, self.target.id, self.owner, lease):
                 return idle
             batch = outbox.pending_head(session, self.target.id, self.cfg["HUB_DELIVERY_BATCH"])
         leased_at = time.monotonic()
@@ -176,7 +184,7 @@ class PlatformWorker(threading.Thread):
                 log.info("%s is up again; replaying its queue", self.target.name)
             if renew:
                 return outbox.acquire_lease(
-                    session, self.target.id, self.dispatcher.owner, self.cfg["HUB_LEASE_SECONDS"]
+                    session, self.target.id, self.owner, self.cfg["HUB_LEASE_SECONDS"]
                 )
         return True
 
@@ -302,6 +310,6 @@ class Dispatcher:
             self._supervisor.join(timeout)
         try:
             with self.db.write() as session:
-                outbox.release_leases(session, self.owner)
+                outbox.release_leases(session, self.owner + "/")
         except Exception:
             log.exception("could not release delivery leases")

@@ -46,32 +46,36 @@ def run_once(
     body: dict[str, Any],
     work: Callable[[Session], Answer],
 ) -> Answer:
-    """Run ``work`` in one write transaction, or return the answer remembered under ``key``."""
-    if not key:
-        with db.write() as session:
-            return work(session)
-    digest = request_hash(body)
-    for _ in range(2):  # a concurrent twin may commit first: then read its answer
+    """Run ``work`` in one write transaction, or return the answer remembered under ``key``.
+
+    A unique-constraint race (on PostgreSQL, two requests creating the same user or using the
+    same key at once) is run again once: the second time it sees what the other committed.
+    """
+    digest = request_hash(body) if key else ""
+    for attempt in range(2):
         try:
             with db.write() as session:
-                earlier = _remembered(session, platform_id, key, digest)
-                if earlier is not None:
-                    return earlier
+                if key:
+                    earlier = _remembered(session, platform_id, key, digest)
+                    if earlier is not None:
+                        return earlier
                 answer, status = work(session)
-                session.add(
-                    IdempotencyKey(
-                        platform_id=platform_id,
-                        key=key,
-                        request_hash=digest,
-                        status_code=status,
-                        response=answer,
+                if key:
+                    session.add(
+                        IdempotencyKey(
+                            platform_id=platform_id,
+                            key=key,
+                            request_hash=digest,
+                            status_code=status,
+                            response=answer,
+                        )
                     )
-                )
-                session.flush()
+                    session.flush()
                 return answer, status
         except IntegrityError:
-            continue
-    raise Conflict(f"Idempotency key {key!r} is being used by a concurrent request")
+            if attempt == 1:
+                break
+    raise Conflict("a concurrent request changed the same thing; send it again")
 
 
 def forget_expired(session: Session, ttl_seconds: float) -> int:

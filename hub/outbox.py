@@ -227,11 +227,11 @@ def acquire_lease(session: Session, platform_id: int, owner: str, seconds: float
     return bool(result.rowcount)
 
 
-def release_leases(session: Session, owner: str) -> None:
-    """Give up every stream this process owns (on a clean shutdown)."""
+def release_leases(session: Session, owner_prefix: str) -> None:
+    """Give up every stream owned by a worker whose owner id starts with ``owner_prefix``."""
     session.execute(
         update(Platform)
-        .where(Platform.lease_owner == owner)
+        .where(Platform.lease_owner.startswith(owner_prefix, autoescape=True))
         .values(lease_owner=None, lease_until=None)
     )
 

@@ -134,3 +134,17 @@ def test_disabled_platforms_neither_call_nor_receive(platforms, make_hub) -> Non
     hub.post(a, "/user", {"id": 1, "name": "alice"})
     wait_for(lambda: len(c.acked("user")) == 1)
     assert b.calls == []
+
+
+def test_changing_a_platforms_endpoint_moves_its_stream_there(platforms, make_hub) -> None:
+    a, b = platforms("A"), platforms("B")
+    hub = make_hub(a, b)
+    hub.post(a, "/user", {"id": 1, "name": "alice"})
+    wait_for(lambda: len(b.acked("user")) == 1)
+    moved = platforms("B", token=b.token)  # B's new address
+    answer = hub.admin("POST", "/admin/platforms", json=moved.registry_entry())
+    assert answer.status_code == 200 and answer.json["endpoint"] == moved.endpoint
+    hub.post(a, "/user", {"id": 2, "name": "anna"})
+    wait_for(lambda: len(moved.acked("user")) == 1, message="the event went to the new endpoint")
+    assert moved.acked("user")[0].json["globalId"] == "A:2"
+    assert len(b.acked("user")) == 1
