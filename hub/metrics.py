@@ -69,7 +69,9 @@ class HubMetrics:
             registry=self.registry,
         )
         self.accepted = Counter(
-            "hub_messages_accepted", "Messages accepted from platforms", registry=self.registry
+            "hub_messages_accepted",
+            "POST /message answered 202 (an idempotent replay counts again)",
+            registry=self.registry,
         )
         self.registry.register(QueueCollector(db))
 
