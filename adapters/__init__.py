@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from adapters.base import Adapter, OutgoingEvent, PlatformTarget
-from adapters.errors import DeliveryError, Permanent, Retryable
+from adapters.errors import DeliveryError, Permanent, Retryable, Unsupported
+from adapters.poll import PollAdapter
 from adapters.rest import RestAdapter
+from adapters.websocket import WebSocketAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "rest": RestAdapter,
+    "websocket": WebSocketAdapter,
+    "poll": PollAdapter,
 }
 
 
@@ -28,5 +32,6 @@ __all__ = [
     "Permanent",
     "PlatformTarget",
     "Retryable",
+    "Unsupported",
     "adapter_for",
 ]

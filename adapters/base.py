@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,8 +37,9 @@ class Adapter(ABC):
         self.target = target
         self.timeout = timeout
 
-    @abstractmethod
-    def send(self, event: OutgoingEvent) -> None: ...
+    def send(self, event: OutgoingEvent) -> None:
+        """Deliver one event (push transports); pull transports are served by the hub's routes."""
+        raise NotImplementedError(f"{self.transport} platforms pull their events")
 
     def fetch_users(self) -> list[dict[str, Any]]:
         """Return the platform's own users as ``[{"id", "name"}]``, where the transport can."""

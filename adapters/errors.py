@@ -22,3 +22,7 @@ class Retryable(DeliveryError):
 
 class Permanent(DeliveryError):
     pass
+
+
+class Unsupported(Permanent):
+    pass

@@ -6,7 +6,7 @@ import atexit
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -14,8 +14,11 @@ from flask import Flask
 
 from hub.config import PROJECT_ROOT, load_config
 from hub.db import Database, default_sqlite_url
-from hub.delivery import Dispatcher
+from hub.dispatcher import Dispatcher
 from hub.metrics import HubMetrics
+from hub.notifier import StreamNotifier
+from hub.scheduler import SyncScheduler
+from hub.sockets import SocketRegistry
 
 log = logging.getLogger("hub")
 
@@ -28,8 +31,18 @@ class Hub:
     db: Database
     metrics: HubMetrics
     dispatcher: Dispatcher
+    scheduler: SyncScheduler
+    notifier: StreamNotifier = field(default_factory=StreamNotifier)
+    sockets: SocketRegistry = field(default_factory=SocketRegistry)
+
+    def wake(self, platform_ids: set[int]) -> None:
+        """Tell delivery workers, socket pushers and long polls that these streams have news."""
+        self.dispatcher.wake(platform_ids)
+        self.notifier.notify(platform_ids)
 
     def close(self) -> None:
+        self.scheduler.stop()
+        self.sockets.close_all()
         self.dispatcher.stop()
         self.db.dispose()
 
@@ -51,7 +64,7 @@ def _serves_requests() -> bool:
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the hub: configuration, database (migrated), API, registry, delivery."""
+    """Build the hub: configuration, database (migrated), API, registry, delivery, scheduler."""
     from hub import cli, migrate, registry
     from hub.api import register_api
 
@@ -68,8 +81,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         migrate.upgrade(db)
     metrics = HubMetrics(db)
     dispatcher = Dispatcher(db, config, metrics)
-    db.on_wake = dispatcher.wake
-    hub = Hub(config, db, metrics, dispatcher)
+    hub = Hub(config, db, metrics, dispatcher, SyncScheduler(db, config))
+    db.on_wake = hub.wake
     app.extensions["hub"] = hub
 
     register_api(app)
@@ -79,6 +92,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if serving and config["HUB_LOAD_PLATFORMS"] and config["HUB_AUTO_MIGRATE"]:
         names = registry.load_file(db, config["HUB_PLATFORMS_FILE"])
         log.info("loaded %d platforms from %s", len(names), config["HUB_PLATFORMS_FILE"])
+    if serving and config["HUB_SCHEDULER"]:  # first: a bad HUB_SYNC_CRON stops here
+        hub.scheduler.start()
+        atexit.register(hub.scheduler.stop)
     if serving and config["HUB_DELIVERY"]:
         dispatcher.start()
         atexit.register(dispatcher.stop)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -57,13 +58,16 @@ class Database:
             self.read_engine = self.engine
         self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        # SQLite allows one writer; threads of this process queue here rather than in SQLite's
+        # busy handler, which sleeps in steps of up to 100 ms before it retries the lock.
+        self._write_lock = threading.Lock() if self.is_sqlite else nullcontext()
         # Called with the platform ids of WAKE_KEY once their transaction has committed.
         self.on_wake: Callable[[set[int]], None] | None = None
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """Open a write transaction, committed when the block ends without error."""
-        with self._write_sessions() as session:
+        with self._write_lock, self._write_sessions() as session:
             with session.begin():
                 yield session
             woken = session.info.pop(WAKE_KEY, None)

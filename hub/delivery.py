@@ -8,8 +8,6 @@ No transaction is held open across an outbound call.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -17,16 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
-from adapters import ADAPTERS, Adapter, OutgoingEvent, PlatformTarget, adapter_for
-from adapters.errors import DeliveryError, Permanent, Retryable
-from hub import idempotency, outbox
-from hub.db import Database
-from hub.metrics import HubMetrics
+from adapters import Adapter, OutgoingEvent, PlatformTarget, adapter_for
+from adapters.errors import DeliveryError, Permanent, Retryable, Unsupported
+from hub import outbox
 from hub.models import Health, Platform, utcnow
 from hub.onboarding import apply_users
-from hub.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +33,8 @@ class StreamState:
     has_pending: bool
 
 
-def _target(platform: Platform) -> PlatformTarget:
+def target_of(platform: Platform) -> PlatformTarget:
+    """What a transport needs to reach a platform."""
     return PlatformTarget(
         platform.id, platform.name, str(platform.transport), platform.endpoint, platform.token
     )
@@ -49,7 +43,7 @@ def _target(platform: Platform) -> PlatformTarget:
 class PlatformWorker(threading.Thread):
     """Deliver one platform's stream, in order, for as long as this process owns it."""
 
-    def __init__(self, dispatcher: Dispatcher, target: PlatformTarget) -> None:
+    def __init__(self, dispatcher: Any, target: PlatformTarget) -> None:
         super().__init__(name=f"deliver-{target.name}", daemon=True)
         self.dispatcher = dispatcher
         self.target = target
@@ -140,6 +134,11 @@ class PlatformWorker(threading.Thread):
             except Retryable as exc:
                 self._flush(delivered, state)
                 return self._fail(state, event, exc)
+            except Unsupported as exc:
+                self._flush(delivered, state)
+                delivered = []
+                self._skip(event, exc)
+                continue
             except Permanent as exc:
                 self._flush(delivered, state)
                 delivered = []
@@ -211,6 +210,19 @@ class PlatformWorker(threading.Thread):
             log.warning("%s is down (%s); retrying in %.2fs", self.target.name, exc.message, delay)
         return delay
 
+    def _skip(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:
+        with self.db.write() as session:
+            outbox.skip(session, event.id, exc.message)
+            platform = session.get(Platform, self.target.id)
+            if platform is not None and platform.takes_notifications:
+                platform.takes_notifications = False
+                log.info(
+                    "%s takes no notifications (%s); none will be queued for it",
+                    self.target.name,
+                    exc.message,
+                )
+        self.dispatcher.metrics.deliveries.labels(self.target.name, "skipped").inc()
+
     def _dead_letter(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:
         with self.db.write() as session:
             outbox.dead_letter(session, event.id, exc.message)
@@ -222,94 +234,3 @@ class PlatformWorker(threading.Thread):
             event.seq,
             exc.message,
         )
-
-
-class Dispatcher:
-    """Start, wake and stop the delivery workers of this process."""
-
-    def __init__(self, db: Database, config: dict[str, Any], metrics: HubMetrics) -> None:
-        self.db = db
-        self.config = config
-        self.metrics = metrics
-        self.policy = RetryPolicy.from_config(config)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.workers: dict[int, PlatformWorker] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._refresh = threading.Event()
-        self._supervisor: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._supervisor = threading.Thread(target=self._supervise, name="delivery", daemon=True)
-        self._supervisor.start()
-
-    def wake(self, platform_ids: set[int]) -> None:
-        """Tell the workers of these platforms that their streams have news."""
-        with self._lock:
-            for platform_id in platform_ids:
-                worker = self.workers.get(platform_id)
-                if worker is None:
-                    self._refresh.set()
-                else:
-                    worker.wake()
-
-    def refresh(self) -> None:
-        """Re-read the registry soon (a platform was added, changed or removed)."""
-        self._refresh.set()
-
-    def _supervise(self) -> None:
-        last_housekeeping = 0.0
-        while not self._stop.is_set():
-            try:
-                self._sync_workers()
-                if time.monotonic() - last_housekeeping > 60:
-                    with self.db.write() as session:
-                        idempotency.forget_expired(session, self.config["HUB_IDEMPOTENCY_TTL"])
-                    last_housekeeping = time.monotonic()
-            except Exception:
-                log.exception("delivery supervisor round failed")
-            self._refresh.wait(self.config["HUB_DELIVERY_POLL_INTERVAL"] * 5)
-            self._refresh.clear()
-
-    def _sync_workers(self) -> None:
-        pushing = [name for name, cls in ADAPTERS.items() if cls.pushes]
-        with self.db.read() as session:
-            targets = {
-                p.id: _target(p)
-                for p in session.execute(
-                    select(Platform).where(
-                        Platform.enabled.is_(True), Platform.transport.in_(pushing)
-                    )
-                ).scalars()
-            }
-        with self._lock:
-            for platform_id, worker in list(self.workers.items()):
-                if targets.get(platform_id) != worker.target:
-                    worker.stop()
-                    del self.workers[platform_id]
-            for platform_id, target in targets.items():
-                if platform_id not in self.workers and not self._stop.is_set():
-                    worker = PlatformWorker(self, target)
-                    self.workers[platform_id] = worker
-                    worker.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop every worker and hand their streams back for other processes to take."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        self._refresh.set()
-        with self._lock:
-            workers = list(self.workers.values())
-            self.workers.clear()
-        for worker in workers:
-            worker.stop()
-        for worker in workers:
-            worker.join(timeout)
-        if self._supervisor is not None:
-            self._supervisor.join(timeout)
-        try:
-            with self.db.write() as session:
-                outbox.release_leases(session, self.owner + "/")
-        except Exception:
-            log.exception("could not release delivery leases")

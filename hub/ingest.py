@@ -76,14 +76,9 @@ def save_room(session: Session, caller: Platform, data: dict[str, Any]) -> Answe
     }, status
 
 
-def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> Answer:
-    """Store a message and queue it, rendered per receiver, for every member platform."""
+def resolve_message(session: Session, caller: Platform, data: dict[str, Any]) -> tuple[Any, Any]:
+    """Check a message's room and sender; return them, or raise the error that names the fault."""
     _speaks_for_itself(caller, data.get("senderPlatform"))
-    if data.get("direct"):
-        raise BadRequest(
-            "direct delivery needs the real-time transports, not available yet",
-            {"direct": ["Not supported yet."]},
-        )
     if data.get("attachments"):
         unknown = ", ".join(map(str, data["attachments"]))
         raise BadRequest(
@@ -98,6 +93,12 @@ def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> 
         raise NotFound(f"unknown sender {global_id(caller.name, data['senderId'])}")
     if not room.is_public and all(m.user_id != sender.id for m in room.members):
         raise Forbidden(f"sender {sender.global_id} is not a member of room {room.global_id}")
+    return room, sender
+
+
+def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> Answer:
+    """Store a message and queue it, rendered per receiver, for every member platform."""
+    room, sender = resolve_message(session, caller, data)
     message = Message(
         room_id=room.id,
         sender_id=sender.id,
@@ -116,9 +117,10 @@ def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> 
             [message_payload(message, room, sender, receiver)],
             message_id=message.id,
         )
-    return {
+    answer = {
         "status": 202,
         "message": f"message accepted for {len(receivers)} platform(s)",
         "id": message.id,
         "receivers": len(receivers),
-    }, 202
+    }
+    return answer, 202

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import outbox
-from hub.directory import upsert_user
-from hub.ingest import forward_user
-from hub.models import EventKind, Platform, Room, User, utcnow
+from hub.models import EventKind, Platform, Room, User
+from hub.reconcile import UserDiff, reconcile_users
 from hub.routing import member_platform_ids, room_payload, user_payload
-from hub.schemas import UserIn
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +35,9 @@ def send_existing(session: Session, platform: Platform) -> int:
     return len(users) + len(rooms)
 
 
-@dataclass
-class PulledUsers:
-    """What taking in a platform's user list did."""
-
-    created: list[str] = field(default_factory=list)
-    renamed: list[str] = field(default_factory=list)
-    invalid: list[str] = field(default_factory=list)
-
-
-def apply_users(session: Session, platform: Platform, users: list[Any]) -> PulledUsers:
-    """Register or rename the listed users and forward each change to the other platforms."""
-    result = PulledUsers()
-    schema = UserIn()
-    for entry in users:
-        try:
-            data = schema.load(entry if isinstance(entry, dict) else {"_": entry})
-        except ValidationError as exc:
-            result.invalid.append(f"{entry!r}: {exc.messages}")
-            continue
-        change = upsert_user(session, platform, data["id"], data["name"])
-        if change.changed:
-            forward_user(session, change.row)
-            (result.created if change.created else result.renamed).append(change.row.global_id)
-    platform.users_synced_at = utcnow()
-    if result.invalid:
-        log.warning(
-            "%s: skipped %d invalid users from GET users", platform.name, len(result.invalid)
-        )
-    return result
+def apply_users(session: Session, platform: Platform, users: list[Any]) -> UserDiff:
+    """Register or rename a joining platform's users and forward each change to the others."""
+    diff = reconcile_users(session, platform, users)
+    if diff.invalid:
+        log.warning("%s: skipped %d invalid users from GET users", platform.name, len(diff.invalid))
+    return diff

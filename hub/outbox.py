@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.db import WAKE_KEY
@@ -28,6 +28,19 @@ def new_event_id() -> str:
 
 def encode_payload(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+# Registering a platform sends it everything that exists; on PostgreSQL (READ COMMITTED) a user
+# or room committed meanwhile by another transaction would be seen by neither side. Enqueuers
+# share this lock; registration takes it alone. SQLite serializes writers anyway.
+_DIRECTORY_LOCK = 727_364_002
+
+
+def lock_directory(session: Session, exclusive: bool = False) -> None:
+    """Order this transaction against platform registrations (PostgreSQL only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(text(f"SELECT {function}(:key)"), {"key": _DIRECTORY_LOCK})
 
 
 def _reserve_seqs(session: Session, platform_id: int, count: int) -> int:
@@ -88,6 +101,13 @@ class QueuedEvent:
 
 def pending_head(session: Session, platform_id: int, limit: int) -> list[QueuedEvent]:
     """Return the first pending events of a platform's stream, in seq order."""
+    return pending_after(session, platform_id, 0, limit)
+
+
+def pending_after(
+    session: Session, platform_id: int, after_seq: int, limit: int
+) -> list[QueuedEvent]:
+    """Return pending events of a platform's stream with a seq above ``after_seq``, in order."""
     rows = session.execute(
         select(
             OutboxEvent.id,
@@ -98,7 +118,11 @@ def pending_head(session: Session, platform_id: int, limit: int) -> list[QueuedE
             OutboxEvent.queued_at,
             OutboxEvent.attempts,
         )
-        .where(OutboxEvent.platform_id == platform_id, OutboxEvent.status == EventStatus.PENDING)
+        .where(
+            OutboxEvent.platform_id == platform_id,
+            OutboxEvent.status == EventStatus.PENDING,
+            OutboxEvent.seq > after_seq,
+        )
         .order_by(OutboxEvent.seq)
         .limit(limit)
     ).all()
@@ -106,6 +130,31 @@ def pending_head(session: Session, platform_id: int, limit: int) -> list[QueuedE
         QueuedEvent(r.id, r.event_id, r.seq, str(r.kind), r.payload, r.queued_at, r.attempts)
         for r in rows
     ]
+
+
+def ack_through(session: Session, platform_id: int, seq: int) -> int:
+    """Acknowledge every pending event of a platform up to ``seq`` (cumulative); return how many."""
+    result = session.execute(
+        update(OutboxEvent)
+        .where(
+            OutboxEvent.platform_id == platform_id,
+            OutboxEvent.status == EventStatus.PENDING,
+            OutboxEvent.seq <= seq,
+        )
+        .values(
+            status=EventStatus.DELIVERED, delivered_at=utcnow(), attempts=OutboxEvent.attempts + 1
+        )
+    )
+    return result.rowcount or 0
+
+
+def skip(session: Session, event_row_id: int, reason: str) -> None:
+    """Set an event aside that the platform does not take: not an error, never retried."""
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id == event_row_id)
+        .values(status=EventStatus.SKIPPED, last_error=reason, attempts=OutboxEvent.attempts + 1)
+    )
 
 
 def mark_delivered(session: Session, event_ids: Iterable[int]) -> None:
@@ -225,6 +274,24 @@ def acquire_lease(session: Session, platform_id: int, owner: str, seconds: float
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
     )
     return bool(result.rowcount)
+
+
+def take_lease(session: Session, platform_id: int, owner: str, seconds: float) -> None:
+    """Own a platform's stream now, whoever owned it (a new socket takes over from an old one)."""
+    session.execute(
+        update(Platform)
+        .where(Platform.id == platform_id)
+        .values(lease_owner=owner, lease_until=utcnow() + timedelta(seconds=seconds))
+    )
+
+
+def mark_disconnected(session: Session, platform_id: int, reason: str) -> None:
+    """Record that a platform's socket closed: down until it connects or polls again."""
+    session.execute(
+        update(Platform)
+        .where(Platform.id == platform_id)
+        .values(health=Health.DOWN, last_error=reason)
+    )
 
 
 def release_leases(session: Session, owner_prefix: str) -> None:

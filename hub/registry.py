@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub import outbox
 from hub.db import Database
 from hub.directory import platform_by_name
 from hub.errors import BadRequest
@@ -28,6 +29,7 @@ def register(session: Session, entry: dict[str, Any]) -> tuple[Platform, bool]:
     by its delivery worker before anything else (``users_synced_at`` stays empty until then).
     """
     name = entry["name"]
+    outbox.lock_directory(session, exclusive=True)  # see what concurrent writers committed
     holder = session.execute(
         select(Platform).where(Platform.token == entry["token"])
     ).scalar_one_or_none()
@@ -49,6 +51,7 @@ def register(session: Session, entry: dict[str, Any]) -> tuple[Platform, bool]:
     platform.transport = Transport(entry["transport"])
     platform.enabled = entry["enabled"]
     platform.wants_recipients = entry["wantsRecipients"]
+    platform.takes_notifications = True  # learnt again from its answers
     session.flush()
     if created:
         sent = send_existing(session, platform) if platform.enabled else 0

@@ -9,10 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.models import Message, Platform, Room, User
+from hub.outbox import lock_directory
 
 
 def active_platforms(session: Session, exclude: int | None = None) -> list[Platform]:
     """Return every enabled platform, but the one excluded, in registration order."""
+    # Before reading who exists: a registration in flight either sees what this transaction
+    # writes, or is seen by it (see outbox.lock_directory).
+    lock_directory(session)
     query = select(Platform).where(Platform.enabled.is_(True)).order_by(Platform.id)
     return [p for p in session.execute(query).scalars() if p.id != exclude]
 

@@ -136,8 +136,60 @@ class UserEnvelope(Envelope):
 
 
 class MessageAccepted(Envelope):
-    id = fields.Integer(metadata={"description": "The message id, the same for every receiver."})
+    id = fields.Raw(metadata={"description": "The message id, the same for every receiver."})
     receivers = fields.Integer()
+    reached = fields.Integer(metadata={"description": "direct: platforms reached now"})
+    stored = fields.Boolean(metadata={"description": "direct: false, nothing was stored"})
+
+
+class Addressees(fields.Field):
+    """ "$all", or a list of platform names and user global ids."""
+
+    default_error_messages = {"invalid": 'Must be "$all" or a non-empty list of names / ids.'}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if value == "$all":
+            return value
+        if (
+            isinstance(value, list)
+            and 0 < len(value) <= 1000
+            and all(isinstance(v, str) and 0 < len(v) <= 320 and "\x00" not in v for v in value)
+        ):
+            return value
+        raise self.make_error("invalid")
+
+    def _jsonschema_type_mapping(self) -> dict[str, Any]:
+        return {
+            "oneOf": [
+                {"type": "string", "enum": ["$all"]},
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        }
+
+
+class NotificationIn(TokenInBody):
+    title = String(required=True, validate=validate.Length(1, 255))
+    body = String(required=True, validate=validate.Length(max=65536))
+    priority = fields.Integer(load_default=1, strict=True, validate=validate.Range(0, 3))
+    to = Addressees(required=True)
+
+
+class BusIn(TokenInBody):
+    last_message = fields.Integer(
+        allow_none=True,
+        load_default=None,
+        strict=True,
+        validate=validate.Range(min=0),
+        metadata={"description": "The last seq received; acknowledges everything up to it."},
+    )
+    timeout = fields.Float(
+        validate=validate.Range(min=0), metadata={"description": "Wait at most this (seconds)."}
+    )
+
+
+class BusOut(Schema):
+    messages = fields.List(fields.Dict())
+    last_message = fields.Integer(allow_none=True)
 
 
 class UserOut(Schema):

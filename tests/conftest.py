@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -61,6 +62,9 @@ FAST = {
     "HUB_DELIVERY_TIMEOUT": 3.0,
     "HUB_LEASE_SECONDS": 5.0,
     "HUB_ADMIN_TOKEN": "admin-secret",
+    # A nightly sync firing in the middle of a test would add events it does not expect; the
+    # scheduler's own tests turn it on.
+    "HUB_SCHEDULER": False,
 }
 
 
@@ -177,3 +181,22 @@ def trio(platforms: Callable[..., LoopbackPlatform], make_hub: Callable[..., Hub
     for platform in (a, b, c):
         platform.reset()
     return Trio(hub, a, b, c)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], str]]:
+    """Serve an app with a real threaded server on loopback (WebSockets need one); give its URL."""
+    from werkzeug.serving import make_server
+
+    servers = []
+
+    def start(app: Any) -> str:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -68,7 +68,11 @@ class HubProcess:
         self.process = subprocess.Popen(
             self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
-        wait_for(self._ready, timeout=30, message=f"hub did not start: see {self.log_path}")
+        try:
+            wait_for(self._ready, timeout=30, message=f"hub did not start: see {self.log_path}")
+        except BaseException:
+            self.stop()  # never leave a half-started hub behind a failed test
+            raise
         return self
 
     def _ready(self) -> bool:

@@ -10,21 +10,10 @@ from flask import Flask, jsonify, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from hub.calls import flatten
 from hub.errors import ApiError, BadRequest
 
 log = logging.getLogger(__name__)
-
-
-def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Turn marshmallow's nested messages into ``{"field.path": ["why", ...]}``."""
-    if isinstance(messages, dict):
-        flat: dict[str, list[str]] = {}
-        for key, value in messages.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return {prefix or "_schema": list(messages)}
-    return {prefix or "_schema": [str(messages)]}
 
 
 class HubApi(Api):
@@ -39,7 +28,7 @@ class HubApi(Api):
             located = data["messages"]
             errors: dict[str, list[str]] = {}
             for location_messages in located.values():
-                errors.update(_flatten(location_messages))
+                errors.update(flatten(location_messages))
             body["message"] = "invalid request: " + ", ".join(sorted(errors))
             body["errors"] = errors
         response = jsonify(body)
@@ -52,7 +41,7 @@ class HubApi(Api):
 
 
 def register_api(app: Flask) -> None:
-    from hub.api import admin, ops, platform
+    from hub.api import admin, ops, platform, realtime
 
     app.config.update(
         API_TITLE="Chat-integrator hub",
@@ -80,8 +69,24 @@ def register_api(app: Flask) -> None:
         },
     )
     api = HubApi(app)
-    for blueprint in (platform.blp, admin.blp, ops.blp):
+    for blueprint in (platform.blp, realtime.blp, admin.blp, ops.blp):
         api.register_blueprint(blueprint)
+    realtime.register_socket(app)
+    api.spec.path(
+        rule=next(rule for rule in app.url_map.iter_rules() if rule.rule == "/ws"),
+        operations={
+            "get": {
+                "tags": ["realtime"],
+                "summary": "WebSocket: the caller's stream as frames; acks and calls in return",
+                "description": "See docs/realtime.md. Token as bearer header or ?token=.",
+                "security": [{"platformToken": []}],
+                "responses": {"101": {"description": "Switching protocols"}},
+            }
+        },
+    )
+    from hub import web  # the /admin web page (HTML, session login), beside the JSON API
+
+    web.init_app(app)
 
     @app.before_request
     def _refuse_oversized() -> None:

@@ -1,4 +1,4 @@
-"""Admin calls: register platforms at run time, list and retry dead letters."""
+"""Admin calls: register platforms at run time, list and retry dead letters, sync users."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import delete, func, select
 
-from hub import outbox, registry
+from hub import outbox, registry, user_sync
 from hub.auth import authenticate_admin
 from hub.directory import platform_by_name
 from hub.errors import NotFound
@@ -21,6 +21,7 @@ from hub.schemas import (
     Envelope,
     PlatformEntrySchema,
 )
+from hub.schemas_sync import SyncReportOut, SyncUsersQuery
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Operating the hub.")
 SECURITY = [{"adminToken": []}]
@@ -145,3 +146,15 @@ def retry_dead_letter(event_id: str) -> dict[str, Any]:
             raise NotFound(f"no dead letter {event_id!r}")
         seq = event.seq
     return {"status": 200, "message": f"dead letter {event_id} queued again as seq {seq}"}
+
+
+@blp.route("/sync-users", methods=["POST"])
+@blp.arguments(SyncUsersQuery, location="query", error_status_code=400)
+@blp.response(200, SyncReportOut)
+@blp.doc(security=SECURITY)
+def sync_users(query: dict[str, Any]) -> dict[str, Any]:
+    """Pull every rest platform's users now; a down platform is reported, not fatal."""
+    report = user_sync.sync_now(
+        _hub().db, _hub().config, dry_run=query["dryRun"], platform=query.get("platform")
+    )
+    return report.to_dict()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from hub import idempotency, ingest, outbox
+from hub import calls, outbox
 from hub.auth import authenticate_platform, platform_for_token, token_from_request
 from hub.directory import platform_by_name
 from hub.errors import NotFound, Unauthorized
@@ -43,20 +41,10 @@ def _db():  # type: ignore[no-untyped-def]
     return current_app.extensions["hub"].db
 
 
-Work = Callable[[Session, Platform, dict[str, Any]], tuple[dict[str, Any], int]]
-
-
-def _call(work: Work, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """Run one ingest step for the caller, once per Idempotency-Key / clientMessageId."""
-    caller_id = g.platform.id
-    key = request.headers.get("Idempotency-Key") or data.get("clientMessageId")
-    return idempotency.run_once(
-        _db(),
-        caller_id,
-        key,
-        data,
-        lambda session: work(session, session.get(Platform, caller_id), data),
-    )
+def _call(call: str, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Carry out a validated call for the caller, once per Idempotency-Key / clientMessageId."""
+    hub = current_app.extensions["hub"]
+    return calls.perform(hub, g.platform, call, data, request.headers.get("Idempotency-Key"))
 
 
 @blp.route("/platforms", methods=["GET"])
@@ -112,7 +100,7 @@ def list_users(query: dict[str, Any]) -> list[dict[str, Any]]:
 @blp.doc(security=SECURITY)
 def post_user(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Create or update a user of the calling platform; forwarded to every other platform."""
-    return _call(ingest.save_user, data)
+    return _call("user", data)
 
 
 @blp.route("/room", methods=["POST"])
@@ -122,7 +110,7 @@ def post_user(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.doc(security=SECURITY)
 def post_room(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Create or update a room of the calling platform; forwarded to the platforms concerned."""
-    return _call(ingest.save_room, data)
+    return _call("room", data)
 
 
 @blp.route("/message", methods=["POST"])
@@ -131,7 +119,7 @@ def post_room(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.doc(security=SECURITY)
 def post_message(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Accept a message into a room; it is delivered to every member platform but the caller."""
-    answer = _call(ingest.accept_message, data)
+    answer = _call("message", data)
     current_app.extensions["hub"].metrics.accepted.inc()
     return answer
 

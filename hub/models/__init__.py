@@ -2,6 +2,7 @@
 
 from hub.models.base import Base, utcnow
 from hub.models.directory import Room, RoomMember, User
+from hub.models.jobs import JobRun
 from hub.models.message import IdempotencyKey, Message
 from hub.models.outbox import EventKind, EventStatus, OutboxEvent
 from hub.models.platform import Health, Platform, Transport
@@ -12,6 +13,7 @@ __all__ = [
     "EventStatus",
     "Health",
     "IdempotencyKey",
+    "JobRun",
     "Message",
     "OutboxEvent",
     "Platform",

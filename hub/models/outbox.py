@@ -15,6 +15,7 @@ class EventStatus(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    SKIPPED = "skipped"  # a kind of event the platform does not take (a 404 on notification)
 
 
 class EventKind(enum.StrEnum):

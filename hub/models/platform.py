@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import Enum, Integer, String, Text
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.models.base import Base, utcnow
@@ -41,6 +42,8 @@ class Platform(Base):
     )
     enabled: Mapped[bool] = mapped_column(default=True)
     wants_recipients: Mapped[bool] = mapped_column(default=True)
+    # Cleared when a rest platform answers 404 to POST notification; set again on registration.
+    takes_notifications: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
 
     # The last seq handed out in this platform's stream; bumped under the row lock.
     last_seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,333 @@
+"""Real time over a real server: WebSocket frames, acks and resume, calls, long polling, direct."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+import websocket
+from sqlalchemy import func, select
+
+from hub.models import Message, OutboxEvent
+from tests.support.loopback_platform import wait_for
+
+
+class Realtime:
+    """REST platform A (a loopback server) and websocket platforms W1, W2 on a served hub."""
+
+    def __init__(self, hub: Any, url: str, a: Any) -> None:
+        self.hub, self.url, self.a = hub, url, a
+        self.ws_url = url.replace("http://", "ws://") + "/ws"
+
+    def connect(self, token: str, **kwargs: Any) -> websocket.WebSocket:
+        return websocket.create_connection(
+            self.ws_url, timeout=5, header=[f"Authorization: Bearer {token}"], **kwargs
+        )
+
+    def send(self, text: str, **extra: Any) -> requests.Response:
+        body = {"roomOriginalPlatform": "A", "roomId": 1, "senderId": 1, "text": text, **extra}
+        return requests.post(
+            f"{self.url}/message",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.a.token}"},
+        )
+
+    def bus(self, token: str, last: int | None, timeout: float | None = None) -> dict:
+        body: dict[str, Any] = {"last_message": last}
+        if timeout is not None:
+            body["timeout"] = timeout
+        answer = requests.post(
+            f"{self.url}/bus", json=body, timeout=30, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+def close_code(ws: websocket.WebSocket) -> tuple[int, str]:
+    """Read until the hub's close frame; return its status code and reason."""
+    while True:
+        opcode, frame = ws.recv_data_frame(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode()
+
+
+def frames(ws: websocket.WebSocket, count: int) -> list[dict]:
+    return [json.loads(ws.recv()) for _ in range(count)]
+
+
+@pytest.fixture
+def rt(platforms, make_hub, serve) -> Realtime:
+    a = platforms("A")
+    entries = [
+        a.registry_entry(),
+        {"name": "W1", "token": "token-W1", "transport": "websocket"},
+        {"name": "W2", "token": "token-W2", "transport": "websocket"},
+        {"name": "P", "token": "token-P", "transport": "poll"},
+    ]
+    hub = make_hub(entries=entries, HUB_WS_PING_INTERVAL=2, HUB_POLL_TIMEOUT=10)
+    for token in ("token-A", "token-W1", "token-W2", "token-P"):
+        hub.as_platform(token, "POST", "/user", json={"id": 1, "name": f"user of {token}"})
+    room = {
+        "id": 1,
+        "name": "r",
+        "type": "private",
+        "users": [{"A": [1]}, {"W1": [1]}, {"W2": [1]}, {"P": [1]}],
+    }
+    assert hub.post(a, "/room", room).status_code == 201
+    return Realtime(hub, serve(hub.app), a)
+
+
+def pending(rt: Realtime, platform: str) -> int:
+    listing = rt.hub.admin("GET", "/admin/platforms").json
+    return next(p["queueDepth"] for p in listing if p["name"] == platform)
+
+
+def test_a_wrong_token_is_refused_with_a_close_reason(rt: Realtime) -> None:
+    assert close_code(rt.connect("wrong")) == (1008, "unknown or missing token")
+    anonymous = websocket.create_connection(rt.ws_url, timeout=5)
+    assert close_code(anonymous)[0] == 1008
+    # A rest platform's events are pushed to its endpoint, not pulled.
+    code, reason = close_code(rt.connect(rt.a.token))
+    assert code == 1008 and "transport rest" in reason
+
+
+def test_the_stream_arrives_as_frames_in_seq_order(rt: Realtime) -> None:
+    ws = rt.connect("token-W1")
+    # What was queued before connecting: 3 users (A, W2, P) and the room.
+    backlog = frames(ws, 4)
+    assert [f["event"] for f in backlog] == ["user", "user", "user", "room"]
+    for text in ("one", "two", "three"):
+        assert rt.send(text).status_code == 202
+    live = frames(ws, 3)
+    seqs = [f["seq"] for f in backlog + live]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 7
+    assert [f["data"]["text"] for f in live] == ["one", "two", "three"]
+    assert live[0]["data"]["recipients"] == [1] and live[0]["data"]["roomGlobalId"] == "A:1"
+    ws.close()
+
+
+def test_unacknowledged_frames_are_sent_again_in_order_after_a_reconnect(rt: Realtime) -> None:
+    ws = rt.connect("token-W1")
+    backlog = frames(ws, 4)
+    for text in ("m1", "m2", "m3"):
+        rt.send(text)
+    live = frames(ws, 3)
+    ws.send(json.dumps({"ack": live[0]["seq"]}))  # acks the backlog and m1
+    wait_for(lambda: pending(rt, "W1") == 2, message="cumulative ack stored")
+    ws.close()
+    rt.send("m4")
+    again = rt.connect("token-W1")
+    resent = frames(again, 3)
+    assert [f["data"]["text"] for f in resent] == ["m2", "m3", "m4"]
+    assert [f["seq"] for f in resent] == [live[1]["seq"], live[2]["seq"], live[2]["seq"] + 1]
+    assert backlog[0]["seq"] < live[0]["seq"]
+    again.send(json.dumps({"ack": resent[-1]["seq"]}))
+    wait_for(lambda: pending(rt, "W1") == 0)
+    again.close()
+
+
+def test_a_second_connection_takes_over_cleanly(rt: Realtime) -> None:
+    first = rt.connect("token-W1")
+    frames(first, 4)
+    second = rt.connect("token-W1")
+    assert len(frames(second, 4)) == 4  # nothing was acked: the new socket gets it all
+    assert close_code(first) == (4000, "replaced by a newer connection of this platform")
+    rt.send("after takeover")
+    assert frames(second, 1)[0]["data"]["text"] == "after takeover"
+    second.close()
+
+
+def test_calls_over_the_socket_go_through_the_same_ingest(rt: Realtime) -> None:
+    ws = rt.connect("token-W1")
+    frames(ws, 4)
+    call = {
+        "ref": "r-1",
+        "call": "message",
+        "data": {"roomOriginalPlatform": "A", "roomId": 1, "senderId": 1, "text": "from ws"},
+    }
+    ws.send(json.dumps(call))
+    reply = json.loads(ws.recv())
+    assert reply["ref"] == "r-1" and reply["status"] == 202 and isinstance(reply["id"], int)
+    wait_for(lambda: rt.a.texts(acked=True) == ["from ws"], message="A got the WS message")
+    ws.send(json.dumps({"ref": "r-2", "call": "user", "data": {"id": 2}}))
+    refused = json.loads(ws.recv())
+    assert refused["ref"] == "r-2" and refused["status"] == 400 and "name" in refused["errors"]
+    ws.send(
+        json.dumps(
+            {
+                "ref": "r-3",
+                "call": "room",
+                "data": {"id": 5, "name": "x", "type": "private", "users": [{"A": [99]}]},
+            }
+        )
+    )
+    unknown = json.loads(ws.recv())
+    assert unknown["status"] == 400 and "A:99" in unknown["message"]
+    ws.close()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1, 2]",
+        '{"hello": 1}',
+        '{"ack": "x"}',
+        '{"ack": -1}',
+        '{"ref": 1, "call": "launch", "data": {}}',
+    ],
+)
+def test_a_malformed_frame_gets_an_error_frame_and_the_socket_stays_open(
+    rt: Realtime, frame: str
+) -> None:
+    ws = rt.connect("token-W2")
+    frames(ws, 4)
+    ws.send(frame)
+    error = json.loads(ws.recv())
+    assert error["status"] == 400
+    rt.send("still open")
+    assert frames(ws, 1)[0]["data"]["text"] == "still open"
+    ws.close()
+
+
+def test_idle_sockets_are_pinged(rt: Realtime) -> None:
+    ws = rt.connect("token-W2")
+    frames(ws, 4)
+    opcode, _ = ws.recv_data_frame(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_PING
+    ws.close()
+
+
+def test_long_poll_answers_at_once_then_acks_with_last_message(rt: Realtime) -> None:
+    first = rt.bus("token-P", None)
+    assert [m["type"] for m in first["messages"]] == ["user", "user", "user", "room"]
+    assert first["messages"][-1]["roomType"] == "private"  # "type" is the event's kind here
+    assert first["last_message"] == first["messages"][-1]["message_id"]
+    assert pending(rt, "P") == 4
+    rt.send("polled")
+    second = rt.bus("token-P", first["last_message"])
+    assert [m["text"] for m in second["messages"]] == ["polled"]
+    assert pending(rt, "P") == 1  # the first four were acknowledged by asking after them
+
+
+def test_long_poll_wakes_when_an_event_arrives_and_times_out_empty(rt: Realtime) -> None:
+    last = rt.bus("token-P", None)["last_message"]
+    started = time.monotonic()
+    empty = rt.bus("token-P", last, timeout=0.5)
+    assert empty == {"messages": [], "last_message": last}
+    assert time.monotonic() - started >= 0.5
+
+    answered: dict[str, Any] = {}
+
+    def poll() -> None:
+        answered["body"] = rt.bus("token-P", last, timeout=10)
+        answered["at"] = time.monotonic()
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    wait_for(lambda: pending(rt, "P") == 0)  # the poller acked; now it waits
+    sent_at = time.monotonic()
+    rt.send("wake up")
+    poller.join(15)
+    assert [m["text"] for m in answered["body"]["messages"]] == ["wake up"]
+    assert answered["at"] - sent_at < 2.0, "the long poll was not woken by the new event"
+
+
+def test_bus_refuses_rest_platforms_and_bad_cursors(rt: Realtime) -> None:
+    rest = requests.post(
+        f"{rt.url}/bus",
+        json={"last_message": None},
+        timeout=5,
+        headers={"Authorization": f"Bearer {rt.a.token}"},
+    )
+    assert rest.status_code == 409 and "transport rest" in rest.json()["message"]
+    bad = requests.post(
+        f"{rt.url}/bus",
+        json={"last_message": "x"},
+        timeout=5,
+        headers={"Authorization": "Bearer token-P"},
+    )
+    assert bad.status_code == 400 and "last_message" in bad.json()["errors"]
+
+
+def count_rows(rt: Realtime) -> tuple[int, int]:
+    with rt.hub.hub.db.read() as session:
+        return (
+            session.execute(select(func.count()).select_from(Message)).scalar(),
+            session.execute(select(func.count()).select_from(OutboxEvent)).scalar(),
+        )
+
+
+def test_direct_messages_reach_only_live_sockets_and_are_never_stored(rt: Realtime) -> None:
+    ws = rt.connect("token-W1")
+    frames(ws, 4)
+    before = count_rows(rt)
+    answer = rt.send("typing…", direct=True)
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["stored"] is False and body["reached"] == 1 and body["receivers"] == 3
+    frame = json.loads(ws.recv())
+    assert frame["seq"] is None and frame["direct"] is True
+    assert frame["data"]["text"] == "typing…"
+    assert count_rows(rt) == before
+    assert rt.a.received("message") == []  # nothing for the sender's platform
+    ws.close()
+
+
+def test_notifications_reach_every_transport_and_404_means_not_taken(rt: Realtime) -> None:
+    rt.a.respond_with(404, kind="notification")
+    ws = rt.connect("token-W1")
+    frames(ws, 4)
+    answer = rt.hub.admin(
+        "POST",
+        "/notification",
+        json={"title": "Maintenance", "body": "at noon", "priority": 2, "to": "$all"},
+    )
+    assert answer.status_code == 202 and answer.json["receivers"] == 4
+    frame = json.loads(ws.recv())
+    assert frame["event"] == "notification" and frame["data"]["title"] == "Maintenance"
+    polled = rt.bus("token-P", None)["messages"]
+    assert polled[-1]["type"] == "notification" and polled[-1]["priority"] == 2
+    wait_for(lambda: len(rt.a.received("notification")) == 1)
+    wait_for(lambda: pending(rt, "A") == 0)
+    assert rt.hub.admin("GET", "/admin/deadletters").json == []
+    again = rt.hub.admin(
+        "POST", "/notification", json={"title": "Again", "body": "", "to": ["A", "W1:1"]}
+    )
+    assert again.json["receivers"] == 1  # A takes none now; W1's user 1 is addressed
+    to_user = json.loads(ws.recv())
+    assert to_user["data"]["recipients"] == [1] and to_user["data"]["title"] == "Again"
+    ws.close()
+
+
+def test_notifications_name_unknown_addressees(rt: Realtime) -> None:
+    answer = rt.hub.post(
+        rt.a, "/notification", {"title": "t", "body": "b", "to": ["Nowhere", "W1:42"]}
+    )
+    assert answer.status_code == 404
+    assert "Nowhere" in answer.json["message"] and "W1:42" in answer.json["message"]
+    bad = rt.hub.post(
+        rt.a, "/notification", {"title": "t", "body": "b", "priority": 7, "to": "everyone"}
+    )
+    assert bad.status_code == 400 and {"priority", "to"} <= set(bad.json["errors"])
+
+
+def test_events_a_pulling_platform_never_takes_become_dead_letters(platforms, make_hub) -> None:
+    a = platforms("A")
+    hub = make_hub(
+        entries=[a.registry_entry(), {"name": "P", "token": "token-P", "transport": "poll"}],
+        HUB_DEAD_LETTER_AFTER=0.3,
+        HUB_HOUSEKEEPING_INTERVAL=0.1,
+    )
+    hub.post(a, "/user", {"id": 1, "name": "alice"})
+    wait_for(
+        lambda: len(hub.admin("GET", "/admin/deadletters?platform=P").json) == 1,
+        message="P's untaken user event dead-lettered after the maximum age",
+    )
+    dead = hub.admin("GET", "/admin/deadletters?platform=P").json[0]
+    assert dead["event"] == "user" and "not taken" in dead["lastError"]
