@@ -9,11 +9,11 @@ from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import delete, func, select
 
-from hub import outbox, registry, user_sync
+from hub import outbox, registry, status, user_sync
 from hub.auth import authenticate_admin
 from hub.directory import platform_by_name
 from hub.errors import NotFound
-from hub.models import EventStatus, OutboxEvent, Platform, User
+from hub.models import OutboxEvent, Platform, User
 from hub.schemas import (
     AdminPlatformOut,
     DeadLetterOut,
@@ -123,16 +123,8 @@ def dead_letter_view(event: OutboxEvent, platform_name: str) -> dict[str, Any]:
 def list_dead_letters(query: dict[str, Any]) -> list[dict[str, Any]]:
     """List dead letters, newest first, with the error that put them there."""
     with _hub().db.read() as session:
-        statement = (
-            select(OutboxEvent, Platform.name)
-            .join(Platform, Platform.id == OutboxEvent.platform_id)
-            .where(OutboxEvent.status == EventStatus.DEAD)
-            .order_by(OutboxEvent.dead_at.desc(), OutboxEvent.id.desc())
-            .limit(query["limit"])
-        )
-        if query.get("platform"):
-            statement = statement.where(Platform.name_key == query["platform"].lower())
-        return [dead_letter_view(event, name) for event, name in session.execute(statement)]
+        rows = status.dead_letters(session, query.get("platform"), query["limit"])
+        return [dead_letter_view(event, name) for event, name in rows]
 
 
 @blp.route("/deadletters/<event_id>/retry", methods=["POST"])

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import outbox
+from hub import outbox, status
 from hub.models import EventStatus, Health, OutboxEvent, Platform, Room, User, utcnow
 from hub.web.text import MAX_ERROR, Redactor, duration, iso, safe_endpoint, utc_text
 from hub.web.traffic import Traffic, messages_per_minute
@@ -120,13 +120,6 @@ def _platform_rows(session: Session, now: datetime, redact: Redactor) -> list[Pl
 
 
 def _dead_letter_rows(session: Session, now: datetime, redact: Redactor) -> list[DeadLetterRow]:
-    statement = (
-        select(OutboxEvent, Platform.name)
-        .join(Platform, Platform.id == OutboxEvent.platform_id)
-        .where(OutboxEvent.status == EventStatus.DEAD)
-        .order_by(OutboxEvent.dead_at.desc(), OutboxEvent.id.desc())
-        .limit(DEAD_LETTERS_SHOWN)
-    )
     return [
         DeadLetterRow(
             event_id=event.event_id,
@@ -140,7 +133,7 @@ def _dead_letter_rows(session: Session, now: datetime, redact: Redactor) -> list
             dead_at_iso=iso(event.dead_at),
             age=duration((now - event.dead_at).total_seconds()) if event.dead_at else "",
         )
-        for event, name in session.execute(statement)
+        for event, name in status.dead_letters(session, limit=DEAD_LETTERS_SHOWN)
     ]
 
 
