@@ -76,10 +76,8 @@ class Dispatcher:
         """Dead-letter what a websocket or poll platform has not taken within the maximum age."""
         cutoff = utcnow() - timedelta(seconds=self.policy.dead_letter_after)
         pulling = [name for name, cls in ADAPTERS.items() if not cls.pushes]
-        for platform_id in session.execute(
-            select(Platform.id).where(Platform.transport.in_(pulling))
-        ).scalars():
-            outbox.dead_letter_expired(session, platform_id, cutoff, "not taken by the platform")
+        pulling_ids = select(Platform.id).where(Platform.transport.in_(pulling))
+        outbox.dead_letter_expired(session, pulling_ids, cutoff, "not taken by the platform")
 
     def _sync_workers(self) -> None:
         pushing = [name for name, cls in ADAPTERS.items() if cls.pushes]

@@ -194,13 +194,19 @@ def dead_letter(session: Session, event_row_id: int, error: str) -> None:
 
 
 def dead_letter_expired(
-    session: Session, platform_id: int, older_than: datetime, error: str
+    session: Session, platform_id: int | Any, older_than: datetime, error: str
 ) -> int:
-    """Dead-letter every pending event of a platform created before ``older_than``."""
+    """Dead-letter every pending event queued before ``older_than`` of a platform (an id) or of
+    several (a SELECT of ids, so that one statement covers them all)."""
+    of_platform = (
+        OutboxEvent.platform_id == platform_id
+        if isinstance(platform_id, int)
+        else OutboxEvent.platform_id.in_(platform_id)
+    )
     result = session.execute(
         _bulk(OutboxEvent)
         .where(
-            OutboxEvent.platform_id == platform_id,
+            of_platform,
             OutboxEvent.status == EventStatus.PENDING,
             OutboxEvent.queued_at < older_than,
         )

@@ -22,6 +22,10 @@ from hub.errors import ApiError
 from hub.models import Platform
 from hub.sockets import CLOSE_REPLACED, SocketConnection
 
+CLOSE_INTERNAL = 1011  # RFC 6455: the server met an unexpected condition
+CLOSE_TRY_AGAIN = 1013  # RFC 6455: try again later
+PUSH_ATTEMPTS = 5
+
 log = logging.getLogger(__name__)
 
 
@@ -39,9 +43,14 @@ class SocketSession:
 
     def run(self, receive: Any) -> None:
         """Push in a thread of its own; read frames here, until either side closes."""
-        with self.hub.db.write() as session:
-            outbox.take_lease(session, self.platform_id, self.owner, self.lease_seconds)
-            outbox.mark_up(session, self.platform_id)
+        try:
+            with self.hub.db.write() as session:
+                outbox.take_lease(session, self.platform_id, self.owner, self.lease_seconds)
+                outbox.mark_up(session, self.platform_id)
+        except Exception:  # after the 101 answer: close the socket, never answer HTTP on it
+            log.exception("%s: could not start its WebSocket session", self.platform.name)
+            self.connection.close(CLOSE_TRY_AGAIN, "the hub could not start the session")
+            return
         self.hub.sockets.attach(self.connection)
         log.info("%s connected by WebSocket", self.platform.name)
         pusher = threading.Thread(target=self._push, name=f"ws-{self.platform.name}", daemon=True)
@@ -60,6 +69,22 @@ class SocketSession:
             log.info("%s disconnected", self.platform.name)
 
     def _push(self) -> None:
+        """Push until the socket closes; a database error is retried, then closes the socket
+        (1011) so the platform reconnects rather than waiting on a silent socket."""
+        failures = 0
+        while not self.connection.closed.is_set():
+            try:
+                self._push_until_closed()
+                return
+            except Exception:
+                failures += 1
+                log.exception("%s: pushing failed (%d)", self.platform.name, failures)
+                if failures >= PUSH_ATTEMPTS:
+                    self.connection.close(CLOSE_INTERNAL, "the hub could not read the stream")
+                    return
+                self.connection.closed.wait(min(2.0**failures * 0.1, 5.0))
+
+    def _push_until_closed(self) -> None:
         notifier, db = self.hub.notifier, self.hub.db
         batch = self.hub.config["HUB_DELIVERY_BATCH"]
         renew_every = self.lease_seconds / 3
@@ -88,7 +113,8 @@ class SocketSession:
     def _receive_loop(self, receive: Any) -> None:
         while not self.connection.closed.is_set():
             try:
-                text = receive(timeout=1.0)
+                # A long wait: a close from either side ends it at once anyway.
+                text = receive(timeout=30.0)
             except Exception:  # ConnectionClosed, or the transport failed
                 return
             if text is not None:
