@@ -316,6 +316,15 @@ def release_leases(session: Session, owner_prefix: str) -> None:
     )
 
 
+def pending_count(session: Session, platform_id: int) -> int:
+    """Count a platform's pending events (on the stream index)."""
+    return session.execute(
+        select(func.count())
+        .select_from(OutboxEvent)
+        .where(OutboxEvent.platform_id == platform_id, OutboxEvent.status == EventStatus.PENDING)
+    ).scalar_one()
+
+
 def queue_stats(session: Session) -> dict[int, tuple[int, datetime | None]]:
     """Return, per platform id, the number of pending events and the oldest one's time."""
     rows = session.execute(
