@@ -12,14 +12,19 @@ Phases (each checks that nothing is lost, duplicated or out of order, per receiv
 2. direct       the same client posts the same payloads straight to B and C: the limit of
                 this machine without the hub, and the ratio hub/direct.
 3. latency      an open-loop paced sender (fixed rate): receive time - send time, p50/p99/max.
-4. replay       C is killed, M messages are posted (M events queue for C), C comes back and
-                pings: how fast the hub replays its queue.
-5. queued       Q events queued for the down C (by the hub's own ingest code in this process,
-                or over HTTP): the hub's RSS with them queued; optionally their replay.
+4. replay       C is killed; messages are posted for 20 s (B keeps receiving) and the rest of
+                M events queued for C in bulk; C comes back and pings: how fast the hub
+                replays its queue.
+5. queued       Q events queued for the down C (in bulk, straight into the hub's database
+                with the hub's own routing and outbox code; or over HTTP): the hub's RSS with
+                them queued; optionally their replay.
+
+A table of CPU use per phase (hub, benchmark, rest of the machine, steal) tells whether
+something else running on the machine lowered the figures.
 
 The hub's process tree is sampled every 0.2 s (psutil) for its peak RSS.
 
-    .venv/bin/python bench/bench_delivery.py            # full run, ~3-4 minutes
+    .venv/bin/python bench/bench_delivery.py            # full run, ~2.5-3.5 minutes
     .venv/bin/python bench/bench_delivery.py --quick    # ~30 s smoke run
 """
 
@@ -1395,7 +1400,11 @@ def main(argv: list[str] | None = None) -> int:
         f"delivery benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]},"
         f" workdir {workdir}"
     )
-    bench = Bench(args, workdir)
+    try:
+        bench = Bench(args, workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: Results | None = None
     try:
