@@ -54,11 +54,6 @@ def perform(
         return direct.send(hub, caller, data)
     _, work = CALLS[call]
     key = idempotency_key or data.get("clientMessageId")
-    caller_id = caller.id
     return idempotency.run_once(
-        hub.db,
-        caller_id,
-        key,
-        data,
-        lambda session: work(session, session.get(Platform, caller_id), data),
+        hub.db, caller.id, key, data, lambda session: work(session, caller, data)
     )

@@ -54,6 +54,15 @@ class PlatformWorker(threading.Thread):
         self.owner = f"{dispatcher.owner}/{uuid.uuid4().hex[:6]}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        # What this worker knows between rounds, so that a flowing stream costs one
+        # transaction per round: the platform's health, whether events flow (state need not be
+        # re-read), when the lease must be renewed, and events sent but not yet marked.
+        self._health = Health.UP
+        self._failures = 0
+        self._flowing = False
+        self._renew_at = 0.0
+        self._unflushed: list[int] = []
+        self._delivered_count = dispatcher.metrics.deliveries.labels(target.name, "delivered")
 
     def wake(self) -> None:
         self._wake.set()
@@ -70,6 +79,7 @@ class PlatformWorker(threading.Thread):
                     pause = self.step(adapter)
                 except Exception:  # a database hiccup must not kill the worker
                     log.exception("%s: delivery step failed", self.target.name)
+                    self._flowing = False
                     pause = self.cfg["HUB_DELIVERY_POLL_INTERVAL"]
                 if pause > 0:
                     self._wake.wait(pause)
@@ -78,6 +88,7 @@ class PlatformWorker(threading.Thread):
             adapter.close()
             try:
                 with self.db.write() as session:
+                    self._record(session)
                     outbox.release_leases(session, self.owner)
             except Exception:
                 log.exception("%s: could not hand back the stream's lease", self.target.name)
@@ -99,55 +110,95 @@ class PlatformWorker(threading.Thread):
     def step(self, adapter: Adapter) -> float:
         """Do one round of work; return how long to wait before the next."""
         idle = self.cfg["HUB_DELIVERY_POLL_INTERVAL"]
-        state = self._state()
-        if state is None:
-            self._stopping.set()
-            return 0
-        if state.next_attempt_at is not None:
-            remaining = (state.next_attempt_at - utcnow()).total_seconds()
-            if remaining > 0:
-                # Re-read now and then: a /ping served by another process clears the wait.
-                return min(remaining, idle)
-        if state.users_synced and not state.has_pending:
-            return idle
-        lease = self.cfg["HUB_LEASE_SECONDS"]
-        with self.db.write() as session:
-            if not outbox.acquire_lease(session, self.target.id, self.owner, lease):
+        if not self._flowing:
+            # Down, backing off, not yet onboarded, or unknown: read the platform's state. Once
+            # events flow, the worker knows it and skips this read (see _claim).
+            state = self._state()
+            if state is None:
+                self._stopping.set()
+                return 0
+            self._health, self._failures = state.health, state.failures
+            if state.next_attempt_at is not None:
+                remaining = (state.next_attempt_at - utcnow()).total_seconds()
+                if remaining > 0:
+                    # Re-read now and then: a /ping served by another process clears the wait.
+                    return min(remaining, idle)
+            if state.users_synced and not state.has_pending:
                 return idle
-            batch = outbox.pending_head(session, self.target.id, self.cfg["HUB_DELIVERY_BATCH"])
-        leased_at = time.monotonic()
-        if not state.users_synced:
-            try:
-                self._pull_users(adapter)
-            except Retryable as exc:
-                return self._fail(state, None, exc)
-        delivered: list[int] = []
+            if not state.users_synced:
+                if not self._own_lease():
+                    return idle
+                try:
+                    self._pull_users(adapter)
+                except Retryable as exc:
+                    return self._fail(None, exc)
+        batch = self._claim()
+        if batch is None:
+            return idle  # another process owns the stream
+        self._flowing = True
+        if not batch:
+            return idle
         for event in batch:
             if self._stopping.is_set():
                 break
-            if time.monotonic() - leased_at > lease / 3:
-                if not self._flush(delivered, state, renew=True):
-                    return 0  # lost the lease: another process goes on from here
-                delivered, leased_at = [], time.monotonic()
+            if time.monotonic() >= self._renew_at and not self._claim_write(renew=True):
+                return 0  # lost the lease: another process goes on from here
             try:
                 adapter.send(OutgoingEvent(event.event_id, event.seq, event.kind, event.payload))
             except Retryable as exc:
-                self._flush(delivered, state)
-                return self._fail(state, event, exc)
+                return self._fail(event, exc)
             except Unsupported as exc:
-                self._flush(delivered, state)
-                delivered = []
                 self._skip(event, exc)
                 continue
             except Permanent as exc:
-                self._flush(delivered, state)
-                delivered = []
                 self._dead_letter(event, exc)
                 continue
-            delivered.append(event.id)
-            self.dispatcher.metrics.deliveries.labels(self.target.name, "delivered").inc()
-        self._flush(delivered, state)
+            self._unflushed.append(event.id)
+            self._delivered_count.inc()
         return 0
+
+    def _own_lease(self) -> bool:
+        with self.db.write() as session:
+            return self._renew(session)
+
+    def _renew(self, session: Any) -> bool:
+        lease = self.cfg["HUB_LEASE_SECONDS"]
+        if not outbox.acquire_lease(session, self.target.id, self.owner, lease):
+            self._flowing, self._renew_at = False, 0.0
+            return False
+        self._renew_at = time.monotonic() + lease / 3
+        return True
+
+    def _claim(self) -> list[outbox.QueuedEvent] | None:
+        """Record what was delivered, hold the lease, and read the next events of the stream:
+        one transaction per round. None if another process owns the stream."""
+        limit = self.cfg["HUB_DELIVERY_BATCH"]
+        if not self._unflushed:
+            with self.db.read() as session:
+                batch = outbox.pending_head(session, self.target.id, limit)
+            if not batch or time.monotonic() < self._renew_at:
+                return batch  # nothing to send, or the lease is still ours for a while
+        with self.db.write() as session:
+            self._record(session)
+            if time.monotonic() >= self._renew_at and not self._renew(session):
+                return None
+            return outbox.pending_head(session, self.target.id, limit)
+
+    def _claim_write(self, renew: bool) -> bool:
+        with self.db.write() as session:
+            self._record(session)
+            return self._renew(session) if renew else True
+
+    def _record(self, session: Any) -> None:
+        """Mark the events sent since the last round delivered (and the platform up)."""
+        if not self._unflushed:
+            return
+        outbox.mark_delivered(session, self._unflushed)
+        self._unflushed = []
+        if self._health != Health.UP:
+            outbox.mark_up(session, self.target.id)
+            self._health, self._failures = Health.UP, 0
+            log.info("%s is up again; replaying its queue", self.target.name)
 
     def _pull_users(self, adapter: Adapter) -> None:
         try:
@@ -164,6 +215,7 @@ class PlatformWorker(threading.Thread):
             if platform is not None:
                 pulled = apply_users(session, platform, users)
                 outbox.mark_up(session, platform.id)
+                self._health, self._failures = Health.UP, 0
                 log.info(
                     "%s: pulled users: %d new, %d renamed, %d invalid",
                     self.target.name,
@@ -172,29 +224,15 @@ class PlatformWorker(threading.Thread):
                     len(pulled.invalid),
                 )
 
-    def _flush(self, delivered: list[int], state: StreamState, renew: bool = False) -> bool:
-        """Record acknowledged events (and that the platform is up); optionally renew the lease."""
-        if not delivered and not renew and state.health == Health.UP:
-            return True
-        with self.db.write() as session:
-            outbox.mark_delivered(session, delivered)
-            if delivered and state.health != Health.UP:
-                outbox.mark_up(session, self.target.id)
-                log.info("%s is up again; replaying its queue", self.target.name)
-            if renew:
-                return outbox.acquire_lease(
-                    session, self.target.id, self.owner, self.cfg["HUB_LEASE_SECONDS"]
-                )
-        return True
-
-    def _fail(
-        self, state: StreamState, event: outbox.QueuedEvent | None, exc: DeliveryError
-    ) -> float:
+    def _fail(self, event: outbox.QueuedEvent | None, exc: DeliveryError) -> float:
         policy = self.dispatcher.policy
-        delay = policy.delay(state.failures + 1)
+        delay = policy.delay(self._failures + 1)
         now = utcnow()
         with self.db.write() as session:
-            outbox.mark_down(session, self.target.id, exc.message, now + timedelta(seconds=delay))
+            self._record(session)
+            self._failures = outbox.mark_down(
+                session, self.target.id, exc.message, now + timedelta(seconds=delay)
+            )
             if event is not None:
                 outbox.record_failure(session, event.id, exc.message)
                 cutoff = now - timedelta(seconds=policy.dead_letter_after)
@@ -206,12 +244,14 @@ class PlatformWorker(threading.Thread):
                         expired
                     )
         self.dispatcher.metrics.deliveries.labels(self.target.name, "failed").inc()
-        if state.health == Health.UP:
+        if self._health == Health.UP:
             log.warning("%s is down (%s); retrying in %.2fs", self.target.name, exc.message, delay)
+        self._health, self._flowing = Health.DOWN, False
         return delay
 
     def _skip(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:
         with self.db.write() as session:
+            self._record(session)
             outbox.skip(session, event.id, exc.message)
             platform = session.get(Platform, self.target.id)
             if platform is not None and platform.takes_notifications:
@@ -225,6 +265,7 @@ class PlatformWorker(threading.Thread):
 
     def _dead_letter(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:
         with self.db.write() as session:
+            self._record(session)
             outbox.dead_letter(session, event.id, exc.message)
         self.dispatcher.metrics.deliveries.labels(self.target.name, "dead_letter").inc()
         log.warning(

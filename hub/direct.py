@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 from hub.ingest import resolve_message
-from hub.models import Message, Platform, utcnow
-from hub.routing import message_payload, message_receivers
+from hub.message_routing import MessageView, message_payload, message_receivers
+from hub.models import Platform, utcnow
 
 Answer = tuple[dict[str, Any], int]
 
@@ -15,24 +15,22 @@ Answer = tuple[dict[str, Any], int]
 def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
     """Push a message to the receivers connected to this hub process, and say how many."""
     with hub.db.read() as session:
-        room, sender = resolve_message(session, session.get(Platform, caller.id), data)
+        room, sender = resolve_message(session, caller, data)
         receivers = message_receivers(session, room, caller.id)
-        message = Message(
-            id=f"direct_{uuid.uuid4().hex}", text=data["text"], attachments=[], sent_at=utcnow()
+    message = MessageView(f"direct_{uuid.uuid4().hex}", data["text"], utcnow())
+    frames = [
+        (
+            receiver.id,
+            {
+                "seq": None,
+                "event": "message",
+                "direct": True,
+                "data": message_payload(message, room, sender, receiver),
+            },
         )
-        frames = [
-            (
-                receiver.id,
-                {
-                    "seq": None,
-                    "event": "message",
-                    "direct": True,
-                    "data": message_payload(message, room, sender, receiver),
-                },
-            )
-            for receiver in receivers
-            if hub.sockets.is_live(receiver.id)
-        ]
+        for receiver in receivers
+        if hub.sockets.is_live(receiver.id)
+    ]
     reached = sum(1 for platform_id, frame in frames if hub.sockets.send_direct(platform_id, frame))
     return {
         "status": 202,

@@ -12,20 +12,24 @@ from sqlalchemy.orm import Session
 
 from hub import outbox
 from hub.directory import (
-    find_room,
-    find_user,
-    require_platform,
     resolve_members,
     upsert_room,
     upsert_user,
 )
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.ids import global_id
-from hub.models import EventKind, Message, Platform
-from hub.routing import (
-    active_platforms,
+from hub.message_routing import (
+    MessageView,
+    RoomView,
+    SenderView,
+    load_room,
+    load_sender,
     message_payload,
     message_receivers,
+)
+from hub.models import EventKind, Message, Platform, utcnow
+from hub.routing import (
+    active_platforms,
     room_payload,
     room_receivers,
     user_payload,
@@ -39,10 +43,18 @@ def _speaks_for_itself(caller: Platform, claimed: str | None) -> None:
         raise Forbidden(f"{caller.name} cannot speak for users of {claimed}")
 
 
+def _attached(session: Session, caller: Platform) -> Platform:
+    """The caller as a row of this session (users and rooms are created under it)."""
+    platform = session.get(Platform, caller.id)
+    if platform is None:
+        raise NotFound(f"unknown platform {caller.name!r}")
+    return platform
+
+
 def save_user(session: Session, caller: Platform, data: dict[str, Any]) -> Answer:
     """Create or update a user of the calling platform and forward it to every other one."""
     _speaks_for_itself(caller, data.get("platform"))
-    result = upsert_user(session, caller, data["id"], data["name"])
+    result = upsert_user(session, _attached(session, caller), data["id"], data["name"])
     gid = result.row.global_id
     if result.changed:
         forward_user(session, result.row)
@@ -61,7 +73,8 @@ def forward_user(session: Session, user: Any) -> None:
 def save_room(session: Session, caller: Platform, data: dict[str, Any]) -> Answer:
     """Create or update a room of the calling platform and forward it to those concerned."""
     members = resolve_members(session, data["users"])
-    result, left = upsert_room(session, caller, data["id"], data["name"], data["type"], members)
+    platform = _attached(session, caller)
+    result, left = upsert_room(session, platform, data["id"], data["name"], data["type"], members)
     room = result.row
     if result.changed:
         payload = room_payload(room)
@@ -76,7 +89,9 @@ def save_room(session: Session, caller: Platform, data: dict[str, Any]) -> Answe
     }, status
 
 
-def resolve_message(session: Session, caller: Platform, data: dict[str, Any]) -> tuple[Any, Any]:
+def resolve_message(
+    session: Session, caller: Platform, data: dict[str, Any]
+) -> tuple[RoomView, SenderView]:
     """Check a message's room and sender; return them, or raise the error that names the fault."""
     _speaks_for_itself(caller, data.get("senderPlatform"))
     if data.get("attachments"):
@@ -84,14 +99,11 @@ def resolve_message(session: Session, caller: Platform, data: dict[str, Any]) ->
         raise BadRequest(
             f"unknown attachments: {unknown}", {"attachments": [f"Unknown: {unknown}"]}
         )
-    room_platform = require_platform(session, data["roomOriginalPlatform"])
-    room = find_room(session, room_platform.id, data["roomId"])
-    if room is None:
-        raise NotFound(f"unknown room {global_id(room_platform.name, data['roomId'])}")
-    sender = find_user(session, caller.id, data["senderId"])
+    room = load_room(session, data["roomOriginalPlatform"], data["roomId"])
+    sender = load_sender(session, caller.id, caller.name, data["senderId"])
     if sender is None:
         raise NotFound(f"unknown sender {global_id(caller.name, data['senderId'])}")
-    if not room.is_public and all(m.user_id != sender.id for m in room.members):
+    if not room.is_public and not room.has_member(sender.id):
         raise Forbidden(f"sender {sender.global_id} is not a member of room {room.global_id}")
     return room, sender
 
@@ -99,28 +111,35 @@ def resolve_message(session: Session, caller: Platform, data: dict[str, Any]) ->
 def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> Answer:
     """Store a message and queue it, rendered per receiver, for every member platform."""
     room, sender = resolve_message(session, caller, data)
-    message = Message(
-        room_id=room.id,
-        sender_id=sender.id,
-        text=data["text"],
-        attachments=[],
-        client_message_id=data.get("clientMessageId"),
-    )
-    session.add(message)
-    session.flush()
-    receivers = message_receivers(session, room, caller.id)
-    for receiver in receivers:
-        outbox.enqueue(
-            session,
-            receiver.id,
-            EventKind.MESSAGE,
-            [message_payload(message, room, sender, receiver)],
-            message_id=message.id,
+    sent_at = utcnow()
+    message_id = (
+        session.connection()
+        .execute(
+            Message.__table__.insert()
+            .values(
+                room_id=room.id,
+                sender_id=sender.id,
+                text=data["text"],
+                attachments=[],
+                client_message_id=data.get("clientMessageId"),
+                sent_at=sent_at,
+            )
+            .returning(Message.__table__.c.id)
         )
+        .scalar_one()
+    )
+    message = MessageView(message_id, data["text"], sent_at)
+    receivers = message_receivers(session, room, caller.id)
+    outbox.enqueue_each(
+        session,
+        EventKind.MESSAGE,
+        [(r.id, message_payload(message, room, sender, r)) for r in receivers],
+        message_id=message_id,
+    )
     answer = {
         "status": 202,
         "message": f"message accepted for {len(receivers)} platform(s)",
-        "id": message.id,
+        "id": message_id,
         "receivers": len(receivers),
     }
     return answer, 202

@@ -52,12 +52,16 @@ def lock_directory(session: Session, exclusive: bool = False) -> None:
 def _reserve_seqs(session: Session, platform_id: int, count: int) -> int:
     """Take ``count`` seqs of a platform's stream under its row lock; return the first."""
     platforms = Platform.__table__  # a Core update: this runs once per receiver per message
-    last = session.execute(
-        update(platforms)
-        .where(platforms.c.id == platform_id)
-        .values(last_seq=platforms.c.last_seq + count)
-        .returning(platforms.c.last_seq)
-    ).scalar_one()
+    last = (
+        session.connection()
+        .execute(
+            update(platforms)
+            .where(platforms.c.id == platform_id)
+            .values(last_seq=platforms.c.last_seq + count)
+            .returning(platforms.c.last_seq)
+        )
+        .scalar_one()
+    )
     return last - count + 1
 
 
@@ -91,6 +95,37 @@ def enqueue(
     session.execute(OutboxEvent.__table__.insert(), rows)
     session.info.setdefault(WAKE_KEY, set()).add(platform_id)
     return [row["event_id"] for row in rows]
+
+
+def enqueue_each(
+    session: Session,
+    kind: EventKind,
+    events: Sequence[tuple[int, dict[str, Any]]],
+    message_id: int | None = None,
+) -> None:
+    """Append one event to each of several platforms' streams (a message's fan-out), with one
+    INSERT for all of them. Seqs are taken in the order given (platform id order keeps
+    PostgreSQL's row locks in one order across transactions)."""
+    if not events:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "event_id": new_event_id(),
+            "platform_id": platform_id,
+            "seq": _reserve_seqs(session, platform_id, 1),
+            "kind": kind,
+            "payload": encode_payload(payload),
+            "message_id": message_id,
+            "status": EventStatus.PENDING,
+            "attempts": 0,
+            "created_at": now,
+            "queued_at": now,
+        }
+        for platform_id, payload in events
+    ]
+    session.connection().execute(OutboxEvent.__table__.insert(), rows)
+    session.info.setdefault(WAKE_KEY, set()).update(platform_id for platform_id, _ in events)
 
 
 @dataclass(frozen=True)

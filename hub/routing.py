@@ -1,4 +1,4 @@
-"""Who receives what, and the payload each receiver gets in its own terms."""
+"""Who is told about users and rooms, and the payloads they get (messages: message_routing)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import Message, Platform, Room, User
+from hub.models import Platform, Room, User
 from hub.outbox import lock_directory
 
 
@@ -31,16 +31,6 @@ def room_receivers(session: Session, room: Room, extra: set[int] = frozenset()) 
     return [
         p
         for p in active_platforms(session, exclude=room.platform_id)
-        if room.is_public or p.id in wanted
-    ]
-
-
-def message_receivers(session: Session, room: Room, sender_platform_id: int) -> list[Platform]:
-    """Platforms a message in this room goes to: members' (all, if public), minus the sender's."""
-    wanted = member_platform_ids(room) | {room.platform_id}
-    return [
-        p
-        for p in active_platforms(session, exclude=sender_platform_id)
         if room.is_public or p.id in wanted
     ]
 
@@ -70,29 +60,3 @@ def room_payload(room: Room) -> dict[str, Any]:
         "globalId": room.global_id,
         "users": room_members_payload(room),
     }
-
-
-def message_payload(
-    message: Message, room: Room, sender: User, receiver: Platform
-) -> dict[str, Any]:
-    """Render a message for one receiver: its recipients in its own local ids."""
-    payload: dict[str, Any] = {
-        "id": message.id,
-        "roomOriginalPlatform": room.platform.name,
-        "roomId": room.local_value,
-        "roomGlobalId": room.global_id,
-        "senderId": sender.local_value,
-        "senderPlatform": sender.platform.name,
-        "senderGlobalId": sender.global_id,
-        "senderName": sender.name,
-        "text": message.text,
-        "sentAt": message.sent_at.isoformat(timespec="milliseconds") + "Z",
-        "attachments": list(message.attachments or []),
-    }
-    if receiver.wants_recipients:
-        payload["recipients"] = [
-            m.user.local_value
-            for m in sorted(room.members, key=lambda m: m.user_id)
-            if m.user.platform_id == receiver.id
-        ]
-    return payload

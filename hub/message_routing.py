@@ -1,0 +1,183 @@
+"""What routing a message needs (room, members, sender, receivers), read as plain rows.
+
+``POST /message`` is the hot path: every message reads its room, the room's members, its
+sender and the platforms it goes to. These are a handful of Core queries returning small frozen
+views, several times cheaper than loading ORM objects with their relationships, and the payload
+each receiver gets is rendered from the views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.errors import NotFound
+from hub.ids import global_id, local_id_key, local_id_value
+from hub.models import Platform, Room, RoomMember, User
+from hub.outbox import lock_directory
+
+_PLATFORMS = Platform.__table__
+_ROOMS = Room.__table__
+_USERS = User.__table__
+_MEMBERS = RoomMember.__table__
+
+
+@dataclass(frozen=True)
+class MemberView:
+    user_id: int
+    platform_id: int
+    local_value: int | str
+
+
+@dataclass(frozen=True)
+class RoomView:
+    id: int
+    platform_id: int
+    platform_name: str
+    local_value: int | str
+    is_public: bool
+    members: tuple[MemberView, ...]  # by user id
+
+    @property
+    def global_id(self) -> str:
+        return global_id(self.platform_name, self.local_value)
+
+    def has_member(self, user_id: int) -> bool:
+        return any(m.user_id == user_id for m in self.members)
+
+
+@dataclass(frozen=True)
+class SenderView:
+    id: int
+    platform_name: str
+    local_value: int | str
+    name: str
+
+    @property
+    def global_id(self) -> str:
+        return global_id(self.platform_name, self.local_value)
+
+
+@dataclass(frozen=True)
+class ReceiverView:
+    id: int
+    name: str
+    wants_recipients: bool
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int | str
+    text: str
+    sent_at: datetime
+    attachments: tuple[Any, ...] = ()
+
+
+def load_room(session: Session, platform_name: str, local_id: int | str) -> RoomView:
+    """Read a room and its members; 404 naming the unknown platform or room."""
+    connection = session.connection()
+    text, _ = local_id_key(local_id)
+    row = connection.execute(
+        select(
+            _ROOMS.c.id,
+            _ROOMS.c.platform_id,
+            _ROOMS.c.local_id,
+            _ROOMS.c.local_id_is_int,
+            _ROOMS.c.type,
+            _PLATFORMS.c.name,
+        )
+        .join_from(_ROOMS, _PLATFORMS, _ROOMS.c.platform_id == _PLATFORMS.c.id)
+        .where(_PLATFORMS.c.name_key == platform_name.lower(), _ROOMS.c.local_id == text)
+    ).first()
+    if row is None:
+        known = connection.execute(
+            select(_PLATFORMS.c.name).where(_PLATFORMS.c.name_key == platform_name.lower())
+        ).scalar()
+        if known is None:
+            raise NotFound(f"unknown platform {platform_name!r}")
+        raise NotFound(f"unknown room {global_id(known, local_id)}")
+    members = connection.execute(
+        select(_USERS.c.id, _USERS.c.platform_id, _USERS.c.local_id, _USERS.c.local_id_is_int)
+        .join_from(_MEMBERS, _USERS, _MEMBERS.c.user_id == _USERS.c.id)
+        .where(_MEMBERS.c.room_id == row.id)
+        .order_by(_USERS.c.id)
+    ).all()
+    return RoomView(
+        id=row.id,
+        platform_id=row.platform_id,
+        platform_name=row.name,
+        local_value=local_id_value(row.local_id, row.local_id_is_int),
+        is_public=row.type == "public",
+        members=tuple(
+            MemberView(m.id, m.platform_id, local_id_value(m.local_id, m.local_id_is_int))
+            for m in members
+        ),
+    )
+
+
+def load_sender(
+    session: Session, platform_id: int, platform_name: str, local_id: int | str
+) -> SenderView | None:
+    """Read a platform's user by local id, or None."""
+    text, _ = local_id_key(local_id)
+    row = (
+        session.connection()
+        .execute(
+            select(_USERS.c.id, _USERS.c.local_id, _USERS.c.local_id_is_int, _USERS.c.name).where(
+                _USERS.c.platform_id == platform_id, _USERS.c.local_id == text
+            )
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    return SenderView(
+        row.id, platform_name, local_id_value(row.local_id, row.local_id_is_int), row.name
+    )
+
+
+def message_receivers(
+    session: Session, room: RoomView, sender_platform_id: int
+) -> list[ReceiverView]:
+    """Platforms a message in this room goes to: members' (all, if public), minus the sender's.
+
+    Enabled platforms only, in registration order."""
+    lock_directory(session)  # see outbox.lock_directory
+    query = (
+        select(_PLATFORMS.c.id, _PLATFORMS.c.name, _PLATFORMS.c.wants_recipients)
+        .where(_PLATFORMS.c.enabled.is_(True), _PLATFORMS.c.id != sender_platform_id)
+        .order_by(_PLATFORMS.c.id)
+    )
+    if not room.is_public:
+        wanted = {m.platform_id for m in room.members} | {room.platform_id}
+        query = query.where(_PLATFORMS.c.id.in_(wanted))
+    rows = session.connection().execute(query)
+    return [ReceiverView(r.id, r.name, r.wants_recipients) for r in rows]
+
+
+def message_payload(
+    message: MessageView, room: RoomView, sender: SenderView, receiver: ReceiverView
+) -> dict[str, Any]:
+    """Render a message for one receiver: its recipients in its own local ids."""
+    payload: dict[str, Any] = {
+        "id": message.id,
+        "roomOriginalPlatform": room.platform_name,
+        "roomId": room.local_value,
+        "roomGlobalId": room.global_id,
+        "senderId": sender.local_value,
+        "senderPlatform": sender.platform_name,
+        "senderGlobalId": sender.global_id,
+        "senderName": sender.name,
+        "text": message.text,
+        "sentAt": message.sent_at.isoformat(timespec="milliseconds") + "Z",
+        "attachments": list(message.attachments),
+    }
+    if receiver.wants_recipients:
+        payload["recipients"] = [
+            m.local_value for m in room.members if m.platform_id == receiver.id
+        ]
+    return payload
