@@ -34,6 +34,9 @@ class Dispatcher:
         self.policy = RetryPolicy.from_config(config)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers: dict[int, PlatformWorker] = {}
+        # Platforms that pull their events (websocket, poll): they never get a worker, so news on
+        # their streams must not make the supervisor re-read the registry every time.
+        self._pulled: frozenset[int] = frozenset()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._refresh = threading.Event()
@@ -49,7 +52,8 @@ class Dispatcher:
             for platform_id in platform_ids:
                 worker = self.workers.get(platform_id)
                 if worker is None:
-                    self._refresh.set()
+                    if platform_id not in self._pulled:
+                        self._refresh.set()
                 else:
                     worker.wake()
 
@@ -82,6 +86,11 @@ class Dispatcher:
     def _sync_workers(self) -> None:
         pushing = [name for name, cls in ADAPTERS.items() if cls.pushes]
         with self.db.read() as session:
+            self._pulled = frozenset(
+                session.execute(
+                    select(Platform.id).where(Platform.transport.not_in(pushing))
+                ).scalars()
+            )
             targets = {
                 p.id: target_of(p)
                 for p in session.execute(
