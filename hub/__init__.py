@@ -19,6 +19,7 @@ from hub.metrics import HubMetrics
 from hub.notifier import StreamNotifier
 from hub.scheduler import SyncScheduler
 from hub.sockets import SocketRegistry
+from hub.stream_keeper import StreamKeeper
 
 log = logging.getLogger("hub")
 
@@ -34,6 +35,12 @@ class Hub:
     scheduler: SyncScheduler
     notifier: StreamNotifier = field(default_factory=StreamNotifier)
     sockets: SocketRegistry = field(default_factory=SocketRegistry)
+    stream_keeper: StreamKeeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stream_keeper = StreamKeeper(
+            self.db, self.notifier, self.config["HUB_LEASE_SECONDS"], f"{self.dispatcher.owner}/ws-"
+        )
 
     def wake(self, platform_ids: set[int]) -> None:
         """Tell delivery workers, socket pushers and long polls that these streams have news."""
@@ -43,6 +50,7 @@ class Hub:
     def close(self) -> None:
         self.scheduler.stop()
         self.sockets.close_all()
+        self.stream_keeper.stop()
         self.dispatcher.stop()
         self.db.dispose()
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 from typing import Any
 
 from adapters import OutgoingEvent
 from adapters.websocket import WebSocketAdapter
-from hub import calls, outbox
+from hub import calls, outbox, stream_keeper
 from hub.errors import ApiError
 from hub.models import Platform
 from hub.sockets import CLOSE_REPLACED, SocketConnection
@@ -25,6 +24,9 @@ from hub.sockets import CLOSE_REPLACED, SocketConnection
 CLOSE_INTERNAL = 1011  # RFC 6455: the server met an unexpected condition
 CLOSE_TRY_AGAIN = 1013  # RFC 6455: try again later
 PUSH_ATTEMPTS = 5
+# A pusher is woken by the notifier (this process) or the keeper (other processes); this only
+# bounds how long a missed wake-up could hold events back.
+IDLE_RECHECK_SECONDS = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +41,27 @@ class SocketSession:
         self.platform_id = platform.id
         self.owner = f"{hub.dispatcher.owner}/ws-{uuid.uuid4().hex[:6]}"
         self.last_sent = 0
+        self.known_seq = 0  # the stream's last seq the pusher knows of (see StreamKeeper.renew)
         self.lease_seconds = hub.config["HUB_LEASE_SECONDS"]
 
     def run(self, receive: Any) -> None:
         """Push in a thread of its own; read frames here, until either side closes."""
+        keeper = self.hub.stream_keeper
+        acks = keeper.take_ack(self.platform_id)  # an earlier socket's, not yet written
         try:
             with self.hub.db.write() as session:
-                outbox.take_lease(session, self.platform_id, self.owner, self.lease_seconds)
+                stream_keeper.write_acks(session, acks)
+                self.known_seq = stream_keeper.take_stream(
+                    session, self.platform_id, self.owner, self.lease_seconds
+                )
                 outbox.mark_up(session, self.platform_id)
         except Exception:  # after the 101 answer: close the socket, never answer HTTP on it
+            keeper.restore(acks)
             log.exception("%s: could not start its WebSocket session", self.platform.name)
             self.connection.close(CLOSE_TRY_AGAIN, "the hub could not start the session")
             return
         self.hub.sockets.attach(self.connection)
+        keeper.join(self)
         log.info("%s connected by WebSocket", self.platform.name)
         pusher = threading.Thread(target=self._push, name=f"ws-{self.platform.name}", daemon=True)
         pusher.start()
@@ -59,14 +69,29 @@ class SocketSession:
             self._receive_loop(receive)
         finally:
             self.connection.closed.set()
+            keeper.leave(self)
             self.hub.notifier.notify([self.platform_id])  # let the pusher see the close
             pusher.join(5)
+            self._close_stream(keeper)
             self.hub.sockets.detach(self.connection)
-            with self.hub.db.write() as session:
-                outbox.release_leases(session, self.owner)
-                if not self.hub.sockets.is_live(self.platform_id):
-                    outbox.mark_disconnected(session, self.platform_id, "WebSocket closed")
             log.info("%s disconnected", self.platform.name)
+
+    def _close_stream(self, keeper: stream_keeper.StreamKeeper) -> None:
+        """Write the platform's last acks and give the stream up, in one transaction."""
+        acks = keeper.take_ack(self.platform_id)
+        try:
+            with self.hub.db.write() as session:
+                stream_keeper.write_acks(session, acks)
+                stream_keeper.release_stream(
+                    session, self.platform_id, self.owner, "WebSocket closed"
+                )
+        except Exception:
+            keeper.restore(acks)  # the keeper writes them later
+            log.exception("%s: could not release its stream", self.platform.name)
+
+    def lease_lost(self) -> None:
+        """Another process's socket of this platform took the stream: give way to it."""
+        self.connection.close(CLOSE_REPLACED, "replaced by a newer connection")
 
     def _push(self) -> None:
         """Push until the socket closes; a database error is retried, then closes the socket
@@ -85,30 +110,23 @@ class SocketSession:
                 self.connection.closed.wait(min(2.0**failures * 0.1, 5.0))
 
     def _push_until_closed(self) -> None:
+        """One read per wake: everything pending after the last frame sent, up to a batch.
+        Commits of this process wake it through the notifier; the keeper wakes it for events
+        committed by another process."""
         notifier, db = self.hub.notifier, self.hub.db
         batch = self.hub.config["HUB_DELIVERY_BATCH"]
-        renew_every = self.lease_seconds / 3
-        renewed = time.monotonic()
         while not self.connection.closed.is_set():
             seen = notifier.version(self.platform_id)
-            with db.read() as session:
-                events = outbox.pending_after(session, self.platform_id, self.last_sent, batch)
-            for event in events:
-                outgoing = OutgoingEvent(event.event_id, event.seq, event.kind, event.payload)
-                if not self.connection.send_text(WebSocketAdapter.frame(outgoing)):
+            rows = stream_keeper.pending_frames(db, self.platform_id, self.last_sent, batch)
+            for event_id, seq, kind, payload in rows:
+                frame = WebSocketAdapter.frame(OutgoingEvent(event_id, seq, kind, payload))
+                # Before sending: the platform may ack it before send_text returns. If the send
+                # fails the socket is gone, and a new session starts again from the last ack.
+                self.last_sent = seq
+                if not self.connection.send_text(frame):
                     return
-                self.last_sent = event.seq
-            if time.monotonic() - renewed > renew_every:
-                with db.write() as session:
-                    owned = outbox.acquire_lease(
-                        session, self.platform_id, self.owner, self.lease_seconds
-                    )
-                if not owned:
-                    self.connection.close(CLOSE_REPLACED, "replaced by a newer connection")
-                    return
-                renewed = time.monotonic()
-            if not events:
-                notifier.wait(self.platform_id, seen, renew_every)
+            if len(rows) < batch:
+                notifier.wait(self.platform_id, seen, IDLE_RECHECK_SECONDS)
 
     def _receive_loop(self, receive: Any) -> None:
         while not self.connection.closed.is_set():
@@ -139,8 +157,8 @@ class SocketSession:
     def _ack(self, seq: Any) -> dict[str, Any] | None:
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
             return {"status": 400, "error": "ack must be a non-negative integer seq"}
-        with self.hub.db.write() as session:
-            outbox.ack_through(session, self.platform_id, min(seq, self.last_sent))
+        # Written within ACK_FLUSH_SECONDS by the keeper, with the other platforms' acks.
+        self.hub.stream_keeper.ack(self.platform_id, min(seq, self.last_sent))
         return None
 
     def _call(self, frame: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,254 @@
+"""What this process's WebSocket sessions share: batched acks and one lease renewal for all.
+
+Acks. A session records the highest seq its platform acknowledged (``ack``); one thread writes
+every platform's pending ack in one write transaction, ``ACK_FLUSH_SECONDS`` after the first one
+arrived (at once when ``ACK_FLUSH_PLATFORMS`` platforms wait), and a session writes its own
+platform's pending ack in its opening and closing transactions. A crash loses at most the acks of
+the last interval: those events are sent again with the same ids, which at-least-once allows.
+
+Leases. Each session owns its platform's stream under an owner id ``<process owner>/ws-xxxxxx``.
+The same thread renews every one of them with one UPDATE every ``HUB_LEASE_SECONDS / 3``. A
+session whose owner that UPDATE no longer finds was replaced (a socket of the same platform in
+another process took the stream): it is told with ``lease_lost()``. The UPDATE also returns each
+stream's last seq, so that events committed by another process wake the pusher; events committed
+by this process wake it at once through the notifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from hub.db import WAKE_KEY, Database
+from hub.models import EventStatus, Health, OutboxEvent, Platform, utcnow
+from hub.notifier import StreamNotifier
+
+ACK_FLUSH_SECONDS = 0.025  # how long acks gather before one transaction writes them all
+ACK_FLUSH_PLATFORMS = 256  # this many platforms with a pending ack write at once
+RETRY_SECONDS = 0.5  # after a failed flush or renewal
+
+log = logging.getLogger(__name__)
+
+_events = OutboxEvent.__table__
+_platforms = Platform.__table__
+
+# Core statements built once: the pusher and the flusher run them for every batch.
+_PENDING = (
+    select(_events.c.event_id, _events.c.seq, _events.c.kind, _events.c.payload)
+    .where(
+        _events.c.platform_id == bindparam("platform_id"),
+        _events.c.status == EventStatus.PENDING,
+        _events.c.seq > bindparam("after"),
+    )
+    .order_by(_events.c.seq)
+    .limit(bindparam("limit"))
+)
+_ACK = (
+    update(_events)
+    .where(
+        _events.c.platform_id == bindparam("ack_platform"),
+        _events.c.status == EventStatus.PENDING,
+        _events.c.seq <= bindparam("ack_through"),
+    )
+    .values(
+        status=EventStatus.DELIVERED,
+        delivered_at=bindparam("ack_now"),
+        attempts=_events.c.attempts + 1,
+    )
+)
+
+
+def pending_frames(db: Database, platform_id: int, after: int, limit: int) -> list[Any]:
+    """Read up to ``limit`` pending events of a stream after seq ``after``, in order: rows of
+    ``(event_id, seq, kind, payload)`` (one Core query on a read connection, no ORM session)."""
+    with db.read_engine.connect() as connection:
+        return list(
+            connection.execute(
+                _PENDING, {"platform_id": platform_id, "after": after, "limit": limit}
+            )
+        )
+
+
+def write_acks(session: Session, acks: dict[int, int]) -> None:
+    """Mark delivered every pending event up to each platform's acked seq (cumulative)."""
+    if acks:
+        now = utcnow()
+        session.connection().execute(
+            _ACK,
+            [{"ack_platform": p, "ack_through": seq, "ack_now": now} for p, seq in acks.items()],
+        )
+
+
+def take_stream(session: Session, platform_id: int, owner: str, seconds: float) -> int:
+    """Own a platform's stream now, whoever owned it (a new socket takes over from an older
+    one); return the stream's last seq: everything up to it is committed and readable."""
+    return (
+        session.connection()
+        .execute(
+            update(_platforms)
+            .where(_platforms.c.id == platform_id)
+            .values(lease_owner=owner, lease_until=utcnow() + timedelta(seconds=seconds))
+            .returning(_platforms.c.last_seq)
+        )
+        .scalar_one()
+    )
+
+
+def release_stream(session: Session, platform_id: int, owner: str, reason: str) -> None:
+    """Give up a stream this socket owns and mark its platform down. Nothing changes when
+    another socket (of this process or another) owns it now: that one is up."""
+    session.connection().execute(
+        update(_platforms)
+        .where(
+            _platforms.c.id == platform_id,
+            or_(_platforms.c.lease_owner == owner, _platforms.c.lease_owner.is_(None)),
+        )
+        .values(lease_owner=None, lease_until=None, health=Health.DOWN, last_error=reason)
+    )
+
+
+def renew_streams(session: Session, owner_prefix: str, seconds: float) -> dict[str, int]:
+    """Extend every lease whose owner starts with ``owner_prefix``; return owner -> last seq."""
+    rows = session.connection().execute(
+        update(_platforms)
+        .where(_platforms.c.lease_owner.startswith(owner_prefix, autoescape=True))
+        .values(lease_until=utcnow() + timedelta(seconds=seconds))
+        .returning(_platforms.c.lease_owner, _platforms.c.last_seq)
+    )
+    return {owner: last_seq for owner, last_seq in rows}
+
+
+class StreamMember(Protocol):
+    """What the keeper needs of a socket session."""
+
+    owner: str
+    platform_id: int
+    known_seq: int
+
+    def lease_lost(self) -> None: ...
+
+
+class StreamKeeper:
+    """One thread per process: flush the sessions' acks, renew their leases, see takeovers."""
+
+    def __init__(
+        self, db: Database, notifier: StreamNotifier, lease_seconds: float, owner_prefix: str
+    ) -> None:
+        self.db = db
+        self.notifier = notifier
+        self.lease_seconds = lease_seconds
+        self.renew_every = lease_seconds / 3
+        self.owner_prefix = owner_prefix
+        self._lock = threading.Lock()
+        self._acks: dict[int, int] = {}
+        self._members: dict[str, StreamMember] = {}
+        self._pending = threading.Event()  # an ack waits
+        self._full = threading.Event()  # many wait, or stopping: flush now
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- acks ------------------------------------------------------------------------------
+    def ack(self, platform_id: int, seq: int) -> None:
+        """Record that a platform acknowledged its stream through ``seq``; written shortly."""
+        with self._lock:
+            if seq <= self._acks.get(platform_id, -1):
+                return
+            self._acks[platform_id] = seq
+            many = len(self._acks) >= ACK_FLUSH_PLATFORMS
+        self._pending.set()
+        if many:
+            self._full.set()
+
+    def take_ack(self, platform_id: int) -> dict[int, int]:
+        """Remove a platform's pending ack, for its session to write in its own transaction."""
+        with self._lock:
+            seq = self._acks.pop(platform_id, None)
+        return {} if seq is None else {platform_id: seq}
+
+    def restore(self, acks: dict[int, int]) -> None:
+        """Put back acks taken with ``take_ack`` that could not be written."""
+        for platform_id, seq in acks.items():
+            self.ack(platform_id, seq)
+
+    def flush(self) -> None:
+        """Write every pending ack in one transaction; on failure they stay pending."""
+        with self._lock:
+            acks, self._acks = self._acks, {}
+        if not acks:
+            return
+        try:
+            with self.db.write() as session:
+                write_acks(session, acks)
+        except Exception:
+            self.restore(acks)
+            raise
+
+    # -- sessions and leases ---------------------------------------------------------------
+    def join(self, member: StreamMember) -> None:
+        """Keep a session's lease from now on (it took it with ``take_stream``)."""
+        with self._lock:
+            self._members[member.owner] = member
+            if self._thread is None and not self._stopping.is_set():
+                self._thread = threading.Thread(target=self._run, name="ws-keeper", daemon=True)
+                self._thread.start()
+
+    def leave(self, member: StreamMember) -> None:
+        with self._lock:
+            self._members.pop(member.owner, None)
+
+    def renew(self) -> None:
+        """Renew all leases in one statement; tell the sessions that lost theirs; wake the
+        pushers of streams that got events from another process."""
+        with self._lock:
+            members = list(self._members.values())
+        if not members:
+            return
+        with self.db.write() as session:
+            held = renew_streams(session, self.owner_prefix, self.lease_seconds)
+            session.info.pop(WAKE_KEY, None)
+        news = []
+        for member in members:
+            last_seq = held.get(member.owner)
+            if last_seq is None:
+                member.lease_lost()
+            elif last_seq > member.known_seq:
+                member.known_seq = last_seq
+                news.append(member.platform_id)
+        if news:
+            self.notifier.notify(news)
+
+    def _run(self) -> None:
+        next_renewal = time.monotonic() + self.renew_every
+        while not self._stopping.is_set():
+            if self._pending.wait(max(0.0, next_renewal - time.monotonic())):
+                self._full.wait(ACK_FLUSH_SECONDS)  # let acks gather
+            self._pending.clear()
+            self._full.clear()
+            try:
+                self.flush()
+                if time.monotonic() >= next_renewal:
+                    self.renew()
+                    next_renewal = time.monotonic() + self.renew_every
+            except Exception:
+                log.exception("writing WebSocket acks or leases failed; retrying")
+                self._stopping.wait(RETRY_SECONDS)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread and write the acks still pending."""
+        with self._lock:
+            self._stopping.set()
+            thread = self._thread
+        self._pending.set()
+        self._full.set()
+        if thread is not None:
+            thread.join(timeout)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("could not write the last WebSocket acks")
