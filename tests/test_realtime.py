@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 import websocket
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from hub.models import Message, OutboxEvent
+from hub import outbox, stream_keeper
+from hub.db import Database
+from hub.models import EventKind, Message, OutboxEvent, Platform
 from tests.support.loopback_platform import wait_for
 
 
@@ -60,8 +63,7 @@ def frames(ws: websocket.WebSocket, count: int) -> list[dict]:
     return [json.loads(ws.recv()) for _ in range(count)]
 
 
-@pytest.fixture
-def rt(platforms, make_hub, serve) -> Realtime:
+def realtime(platforms: Any, make_hub: Any, serve: Any, **config: Any) -> Realtime:
     a = platforms("A")
     entries = [
         a.registry_entry(),
@@ -69,7 +71,7 @@ def rt(platforms, make_hub, serve) -> Realtime:
         {"name": "W2", "token": "token-W2", "transport": "websocket"},
         {"name": "P", "token": "token-P", "transport": "poll"},
     ]
-    hub = make_hub(entries=entries, HUB_WS_PING_INTERVAL=2, HUB_POLL_TIMEOUT=10)
+    hub = make_hub(entries=entries, HUB_WS_PING_INTERVAL=2, HUB_POLL_TIMEOUT=10, **config)
     for token in ("token-A", "token-W1", "token-W2", "token-P"):
         hub.as_platform(token, "POST", "/user", json={"id": 1, "name": f"user of {token}"})
     room = {
@@ -80,6 +82,11 @@ def rt(platforms, make_hub, serve) -> Realtime:
     }
     assert hub.post(a, "/room", room).status_code == 201
     return Realtime(hub, serve(hub.app), a)
+
+
+@pytest.fixture
+def rt(platforms, make_hub, serve) -> Realtime:
+    return realtime(platforms, make_hub, serve)
 
 
 def pending(rt: Realtime, platform: str) -> int:
@@ -331,3 +338,105 @@ def test_events_a_pulling_platform_never_takes_become_dead_letters(platforms, ma
     )
     dead = hub.admin("GET", "/admin/deadletters?platform=P").json[0]
     assert dead["event"] == "user" and "not taken" in dead["lastError"]
+
+
+def platform_row(rt: Realtime, name: str) -> Any:
+    with rt.hub.hub.db.read() as session:
+        return session.execute(select(Platform).where(Platform.name == name)).scalar_one()
+
+
+def test_acks_of_several_sockets_are_written_shortly_while_they_stay_open(rt: Realtime) -> None:
+    w1, w2 = rt.connect("token-W1"), rt.connect("token-W2")
+    last = {}
+    for name, ws in (("W1", w1), ("W2", w2)):
+        last[name] = frames(ws, 4)[-1]["seq"]
+        for seq in range(1, last[name] + 1):  # one frame per event, as a platform may ack
+            ws.send(json.dumps({"ack": seq}))
+    # Kept in memory, then written for both platforms within the batch interval.
+    wait_for(lambda: pending(rt, "W1") == pending(rt, "W2") == 0, timeout=3)
+    rt.send("after the acks")
+    for ws in (w1, w2):
+        frame = frames(ws, 1)[0]
+        assert frame["data"]["text"] == "after the acks"
+        assert frame["seq"] > last["W1" if ws is w1 else "W2"]
+    w1.close()
+    w2.close()
+
+
+def test_pending_acks_are_written_when_the_socket_closes(
+    rt: Realtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_keeper, "ACK_FLUSH_SECONDS", 60.0)  # the flusher stays out
+    ws = rt.connect("token-W1")
+    seq = frames(ws, 4)[-1]["seq"]
+    ws.send(json.dumps({"ack": seq}))
+    ws.close()
+    wait_for(lambda: len(rt.hub.hub.sockets) == 0, message="the session ended")
+    assert pending(rt, "W1") == 0
+    again = rt.connect("token-W1")
+    rt.send("only this")
+    assert frames(again, 1)[0]["data"]["text"] == "only this"  # nothing acked came again
+    again.close()
+
+
+@pytest.fixture
+def rt_short_lease(platforms, make_hub, serve) -> Realtime:
+    # Leases renewed every 0.2 s, so that renewal and takeover show within a test.
+    return realtime(platforms, make_hub, serve, HUB_LEASE_SECONDS=0.6)
+
+
+def test_one_renewal_keeps_every_socket_s_lease(rt_short_lease: Realtime) -> None:
+    rt = rt_short_lease
+    w1, w2 = rt.connect("token-W1"), rt.connect("token-W2")
+    frames(w1, 4)
+    frames(w2, 4)
+    first = {name: platform_row(rt, name) for name in ("W1", "W2")}
+    assert "/ws-" in first["W1"].lease_owner and "/ws-" in first["W2"].lease_owner
+    wait_for(
+        lambda: all(
+            platform_row(rt, n).lease_until > first[n].lease_until + timedelta(seconds=0.5)
+            for n in ("W1", "W2")
+        ),
+        timeout=5,
+        message="both leases renewed, more than once",
+    )
+    assert {n: platform_row(rt, n).lease_owner for n in first} == {
+        n: row.lease_owner for n, row in first.items()
+    }
+    rt.send("still served")
+    assert frames(w1, 1)[0]["data"]["text"] == frames(w2, 1)[0]["data"]["text"] == "still served"
+    w1.close()
+    w2.close()
+
+
+def test_a_socket_whose_lease_another_process_took_is_closed(rt_short_lease: Realtime) -> None:
+    rt = rt_short_lease
+    ws, other = rt.connect("token-W1"), rt.connect("token-W2")
+    frames(ws, 4)
+    frames(other, 4)
+    elsewhere = "another-host:1:0000/ws-000000"
+    with rt.hub.hub.db.write() as session:  # what a socket of W1 in another process does
+        session.execute(update(Platform).where(Platform.name == "W1").values(lease_owner=elsewhere))
+    assert close_code(ws) == (4000, "replaced by a newer connection")
+    wait_for(lambda: len(rt.hub.hub.sockets) == 1, message="W1's session ended")
+    row = platform_row(rt, "W1")
+    assert row.lease_owner == elsewhere and str(row.health) == "up"  # the other socket's
+    rt.send("W2 goes on")
+    assert frames(other, 1)[0]["data"]["text"] == "W2 goes on"
+    other.close()
+
+
+def test_events_committed_by_another_process_reach_the_socket(rt_short_lease: Realtime) -> None:
+    rt = rt_short_lease
+    ws = rt.connect("token-W1")
+    frames(ws, 4)
+    w1 = platform_row(rt, "W1").id
+    other = Database(rt.hub.hub.db.url)  # no wake-up reaches this process from it
+    try:
+        with other.write() as session:
+            outbox.enqueue(session, w1, EventKind.NOTIFICATION, [{"title": "from elsewhere"}])
+    finally:
+        other.dispose()
+    frame = frames(ws, 1)[0]
+    assert frame["event"] == "notification" and frame["data"]["title"] == "from elsewhere"
+    ws.close()
