@@ -1,11 +1,18 @@
-"""A fast receiving platform for the delivery benchmark.
+"""A fast receiving platform for the delivery and real-time benchmarks.
 
 It answers what the hub calls on a ``rest`` platform and verifies nothing expensive (no
 signature check): ``GET <prefix>users`` answers ``[]``, ``POST <prefix><kind>`` answers 200 and,
 for a message, records the receive time (``time.time()``), the ``text`` and the message ``id``.
-``GET /stats`` gives the counts; ``GET /stats?since=N`` also lists the messages received from
-index N on, as ``[receive time, text, message id]``, so the benchmark computes latency and checks
-order. HTTP/1.1 keep-alive stays on.
+A wrong bearer token answers 401 (counted), any other path 404. ``GET /stats`` gives the counts;
+``GET /stats?since=N`` also lists the messages received from index N on, as
+``[receive time, text, message id]``, so the benchmark computes latency and checks order.
+
+It is part of every figure it takes part in (the hub's deliveries and the direct posting alike),
+so it is a lean HTTP/1.1 server rather than ``http.server``: one thread per connection, kept
+alive, ``TCP_NODELAY``, each request read with as few ``recv`` calls as it takes (usually one)
+and parsed for the three headers it needs, each answer sent in one ``sendall``. Request bodies
+need a ``Content-Length`` (chunked bodies are refused with 411); ``Expect: 100-continue`` is
+honoured; ``Connection: close`` and HTTP/1.0 close after the answer.
 
     python bench/receiver.py --port 9101 --token tok-B
 """
@@ -15,11 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+REASONS = {200: b"OK", 401: b"Unauthorized", 404: b"Not Found", 411: b"Length Required"}
+MAX_HEAD = 65536
 
 
 class Store:
@@ -59,53 +69,96 @@ class Store:
         return answer
 
 
-def make_handler(store: Store, token: str, prefix: str) -> type[BaseHTTPRequestHandler]:
-    expected = f"Bearer {token}"
+def answer(status: int, body: bytes, close: bool = False) -> bytes:
+    """Status line, headers and body: one buffer, one write."""
+    return b"".join((
+        b"HTTP/1.1 %d %s\r\nServer: bench-receiver\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n" % (status, REASONS.get(status, b"Error"), len(body)),
+        b"Connection: close\r\n\r\n" if close else b"\r\n",
+        body,
+    ))  # fmt: skip
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive
-        server_version = "bench-receiver"
-        # Headers and body are two writes: without TCP_NODELAY, Nagle holds the body back until
-        # the client's delayed ACK (~40 ms a call on Linux).
-        disable_nagle_algorithm = True
 
-        def log_message(self, format: str, *args: object) -> None:  # quiet
-            pass
+OK = answer(200, b'{"status": 200}')
+UNAUTHORIZED = answer(401, b'{"status": 401}')
+NOT_FOUND = answer(404, b'{"status": 404}')
+USERS = answer(200, b"[]")
 
-        def _answer(self, status: int, body: bytes) -> None:
-            # One write for status line, headers and body (end_headers() would flush the
-            # headers alone).
-            head = (
-                f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
-                f"Server: bench-receiver\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            )
-            self.wfile.write(head.encode() + body)
 
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            if parts.path == "/stats":
-                query = parse_qs(parts.query)
-                since = int(query["since"][0]) if "since" in query else None
-                self._answer(200, json.dumps(store.snapshot(since)).encode())
-            elif parts.path == prefix + "users":
-                self._answer(200, b"[]")
-            else:
-                self._answer(404, b'{"status": 404}')
+class Receiver:
+    def __init__(self, store: Store, token: str, prefix: str) -> None:
+        self.store = store
+        self.expected = f"Bearer {token}".encode()
+        self.prefix = prefix.encode()
 
-        def do_POST(self) -> None:
-            received_at = time.time()
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if not self.path.startswith(prefix):
-                self._answer(404, b'{"status": 404}')
-                return
-            if self.headers.get("Authorization") != expected:
+    def serve(self, conn: socket.socket) -> None:
+        """One connection: requests one after the other, until the client closes it."""
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        try:
+            while True:
+                end = buf.find(b"\r\n\r\n")
+                while end < 0:
+                    chunk = conn.recv(65536)
+                    if not chunk or len(buf) > MAX_HEAD:
+                        return
+                    buf += chunk
+                    end = buf.find(b"\r\n\r\n")
+                received_at = time.time()
+                lines = buf[:end].split(b"\r\n")
+                method, _, rest = lines[0].partition(b" ")
+                target, _, version = rest.partition(b" ")
+                length, auth, connection, expect, chunked = 0, None, b"", b"", False
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"authorization":
+                        auth = value.strip()
+                    elif name == b"connection":
+                        connection = value.strip().lower()
+                    elif name == b"expect":
+                        expect = value.strip().lower()
+                    elif name == b"transfer-encoding":
+                        chunked = True
+                if chunked:
+                    conn.sendall(answer(411, b'{"status": 411}', close=True))
+                    return
+                buf = buf[end + 4 :]
+                if expect == b"100-continue" and len(buf) < length:
+                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                while len(buf) < length:
+                    chunk = conn.recv(max(65536, length - len(buf)))
+                    if not chunk:
+                        return
+                    buf += chunk
+                raw, buf = buf[:length], buf[length:]
+                close = b"close" in connection or (
+                    version == b"HTTP/1.0" and b"keep-alive" not in connection
+                )
+                reply = self.handle(method, target, auth, raw, received_at)
+                if close:
+                    conn.sendall(reply.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+                    return
+                conn.sendall(reply)
+        except (OSError, ValueError):
+            return
+        finally:
+            conn.close()
+
+    def handle(
+        self, method: bytes, target: bytes, auth: bytes | None, raw: bytes, received_at: float
+    ) -> bytes:
+        store = self.store
+        if method == b"POST":
+            if not target.startswith(self.prefix):
+                return NOT_FOUND
+            if auth != self.expected:
                 with store.lock:
                     store.unauthorized += 1
-                self._answer(401, b'{"status": 401}')
-                return
-            kind = self.path[len(prefix) :]
+                return UNAUTHORIZED
+            kind = target[len(self.prefix) :].decode("latin-1")
             body = None
             if kind == "message":
                 try:
@@ -114,15 +167,16 @@ def make_handler(store: Store, token: str, prefix: str) -> type[BaseHTTPRequestH
                     with store.lock:
                         store.bad_json += 1
             store.record(kind, received_at, body, raw)
-            self._answer(200, b'{"status": 200}')
-
-    return Handler
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+            return OK
+        if method == b"GET":
+            parts = urlsplit(target.decode("latin-1"))
+            if parts.path == "/stats":
+                query = parse_qs(parts.query)
+                since = int(query["since"][0]) if "since" in query else None
+                return answer(200, json.dumps(store.snapshot(since)).encode())
+            if parts.path.encode() == self.prefix + b"users":
+                return USERS
+        return NOT_FOUND
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,14 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", required=True, help="the token the hub must send (Bearer)")
     parser.add_argument("--prefix", default="/api/", help="path prefix of the endpoint (/api/)")
     args = parser.parse_args(argv)
-    store = Store()
-    server = Server(("127.0.0.1", args.port), make_handler(store, args.token, args.prefix))
+    receiver = Receiver(Store(), args.token, args.prefix)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", args.port))
+    listener.listen(128)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"receiver listening on 127.0.0.1:{args.port}", flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=receiver.serve, args=(conn,), daemon=True).start()
     finally:
-        server.server_close()
+        listener.close()
     return 0
 
 
