@@ -811,10 +811,16 @@ class Bench:
     def one_stream(self, template: dict[str, Any]) -> None:
         """The ceiling of one in-order stream (what a replay to one platform can reach): post
         to B one call at a time, each after the previous answer, for a few seconds, with
-        ``urllib3`` (as the hub's REST adapter) and with bare ``http.client``."""
+        ``urllib3``, with bare ``http.client``, and with the hub's own ``RestAdapter.send``
+        (from ``--hub-root``: signing, headers and the reading of the answer included)."""
         import http.client
 
         import urllib3
+
+        if str(self.hub.root) not in sys.path:
+            sys.path.insert(0, str(self.hub.root))
+        from adapters.base import OutgoingEvent, PlatformTarget
+        from adapters.rest import RestAdapter
 
         seconds = self.args.stream_seconds
         headers = {
@@ -848,11 +854,20 @@ class Bench:
 
         with_http_client = measure(bare)
         connection.close()
+        adapter = RestAdapter(PlatformTarget(0, "B", "rest", self.b.endpoint, self.b.token), 10.0)
+
+        def hub_send(data: bytes) -> None:
+            adapter.send(OutgoingEvent(f"evt_{uuid.uuid4().hex}", 0, "message", data.decode()))
+
+        with_adapter = measure(hub_send)
+        adapter.close()
         self.figure("p2_one_stream_urllib3_per_s", with_urllib3)
         self.figure("p2_one_stream_http_client_per_s", with_http_client)
+        self.figure("p2_one_stream_rest_adapter_per_s", with_adapter)
         log(
             f"phase 2: one in-order stream to B: {with_urllib3:.0f} posts/s with urllib3,"
-            f" {with_http_client:.0f} posts/s with http.client"
+            f" {with_http_client:.0f} posts/s with http.client, {with_adapter:.0f} posts/s with"
+            " the hub's RestAdapter"
         )
 
     # phase 3
@@ -1216,6 +1231,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
         )
     row("2 one in-order stream, urllib3, posts/s", "p2_one_stream_urllib3_per_s", ".0f")
     row("2 one in-order stream, http.client, posts/s", "p2_one_stream_http_client_per_s", ".0f")
+    row("2 one in-order stream, hub's adapter, posts/s", "p2_one_stream_rest_adapter_per_s", ".0f")
     row("3 rate the sender achieved, msg/s", "p3_achieved_rate", ".0f")
     row("3 latency p50, ms", "p3_p50_ms", ".1f")
     row(
