@@ -50,6 +50,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "HUB_LEASE_SECONDS": (15.0, float),  # how long a process owns a platform's stream unrenewed
     "HUB_IDEMPOTENCY_TTL": (86400.0, float),  # how long Idempotency-Key answers are kept
     "HUB_HOUSEKEEPING_INTERVAL": (60.0, float),  # expire keys, dead-letter untaken pulled events
+    "HUB_TOKEN_CACHE_SECONDS": (2.0, float),  # how long a token's platform is remembered
     "HUB_LOAD_PLATFORMS": (True, parse_bool),  # read HUB_PLATFORMS_FILE at start
     "HUB_LOG_LEVEL": ("INFO", str),
     "HUB_SCHEDULER": (True, parse_bool),  # run the nightly user sync's scheduler in this process

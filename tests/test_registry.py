@@ -148,3 +148,19 @@ def test_changing_a_platforms_endpoint_moves_its_stream_there(platforms, make_hu
     wait_for(lambda: len(moved.acked("user")) == 1, message="the event went to the new endpoint")
     assert moved.acked("user")[0].json["globalId"] == "A:2"
     assert len(b.acked("user")) == 1
+
+
+def test_a_platform_removed_by_another_process_is_refused_once_its_token_is_forgotten(
+    platforms, make_hub
+) -> None:
+    a, b = platforms("A"), platforms("B")
+    hub = make_hub(a, b, HUB_TOKEN_CACHE_SECONDS=0.5)
+    assert hub.post(b, "/user", {"id": 1, "name": "bob"}).status_code == 201  # token remembered
+    other_process = make_hub(a, b, HUB_DELIVERY=False)  # a second hub on the same database
+    assert other_process.admin("DELETE", "/admin/platforms/b").status_code == 200
+    # Until the remembered token expires the call finds no platform to act for; then it is 401.
+    wait_for(
+        lambda: hub.post(b, "/user", {"id": 2, "name": "ghost"}).status_code == 401,
+        message="the removed platform's token refused",
+    )
+    assert hub.as_platform(a.token, "GET", "/users").json == []

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import delete, func, select
 
 from hub import outbox, registry, status, user_sync
-from hub.auth import authenticate_admin
+from hub.auth import authenticate_admin, forget_tokens
 from hub.directory import platform_by_name
 from hub.errors import NotFound
 from hub.models import OutboxEvent, Platform, User
@@ -84,6 +84,7 @@ def register_platform(entry: dict[str, Any]) -> tuple[dict[str, Any], int]:
     with _hub().db.write() as session:
         platform, created = registry.register(session, entry)
         view = _platform_view(platform, 0, 0)
+    forget_tokens()
     _hub().dispatcher.refresh()
     return view, 201 if created else 200
 
@@ -98,6 +99,7 @@ def remove_platform(name: str) -> dict[str, Any]:
         if platform is None:
             raise NotFound(f"unknown platform {name!r}")
         session.execute(delete(Platform).where(Platform.id == platform.id))
+    forget_tokens()
     _hub().dispatcher.refresh()
     return {"status": 200, "message": f"platform {platform.name} removed"}
 

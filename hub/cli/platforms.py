@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, func, select
 
 from hub import registry, status
+from hub.auth import forget_tokens
 from hub.cli.output import age, hub_of, short, table, when
 from hub.directory import platform_by_name
 from hub.errors import BadRequest
@@ -114,6 +115,7 @@ def add_platform(**options: Any) -> None:
     except BadRequest as exc:
         details = "; ".join(f"{k}: {' '.join(v)}" for k, v in (exc.errors or {}).items())
         raise click.ClickException(f"{exc.message}: {details}" if details else exc.message) from exc
+    forget_tokens()
     hub_of().dispatcher.refresh()
     if created:
         click.echo(f"registered {name}; the hub onboards it (sends what exists, pulls its users)")
@@ -149,6 +151,7 @@ def remove_platform(name: str, yes: bool) -> None:
         click.confirm(f"Remove {what}?", abort=True)
     with db.write() as session:
         session.execute(delete(Platform).where(Platform.id == platform.id))
+    forget_tokens()
     hub_of().dispatcher.refresh()
     click.echo(f"removed {what}")
 
@@ -168,6 +171,7 @@ def load_platforms(path: str | None) -> None:
         names = registry.load_file(hub_of().db, path)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    forget_tokens()
     click.echo(f"loaded {len(names)} platform(s) from {path}: {', '.join(names) or '-'}")
 
 
