@@ -5,7 +5,7 @@ a replay can go no faster than one client's sequential round trips: this module'
 is the hub's ceiling per platform. It therefore speaks HTTP/1.1 itself over one kept-alive
 socket per platform (``TCP_NODELAY``, the whole request in one ``sendall``, the answer usually in
 one ``recv``), signs with ``hmac.digest`` (the same bytes as ``standardwebhooks.Webhook.sign``;
-tests check it), and builds the constant part of each request once. That is 2-3 times as many
+tests check it), and builds the constant part of each request once. That is 2-5 times as many
 calls a second as urllib3 (``bench/bench_rest_adapter.py`` measures it).
 
 What it speaks: ``http`` and ``https`` (certificates verified, as by urllib3), an endpoint with a
@@ -119,17 +119,18 @@ class RestAdapter(Adapter):
         self.host = parts.hostname
         self.port = parts.port or (443 if self.tls else 80)
         self.prefix = (parts.path or "/").rstrip("/") + "/"
-        if parts.query:
-            raise ValueError(f"platform {target.name}: endpoint has a query string")
         netloc = parts.netloc.rpartition("@")[2]  # no user info in Host
         self._ssl_context = ssl_context
         self._sock: socket.socket | None = None
         self._poll: select.poll | None = None
         self._heads: dict[tuple[str, str], bytes] = {}  # (method, name) -> constant head
-        # A token that cannot be a header value is a registration mistake: every call fails
-        # as retryable with that reason (shown as the platform's last error) until it is fixed.
+        # A token that cannot be a header value (or an endpoint with a query) is a registration
+        # mistake: every call fails as retryable with that reason (the platform's last error)
+        # until it is fixed.
         self._unusable: str | None = None
         try:
+            if parts.query or parts.fragment:
+                raise ValueError("the endpoint has a query string or a fragment")
             self._auth = b"Bearer " + header_value(target.token, "the token")
             self._host = header_value(netloc, "the endpoint's host")
             self._key = signing_key(target.token)

@@ -245,6 +245,11 @@ def test_a_token_that_cannot_be_a_header_fails_as_retryable_without_calling(
     assert server.connections == 0
 
 
+def test_an_endpoint_with_a_query_string_fails_as_retryable(adapters) -> None:
+    with pytest.raises(Retryable, match="query string"):
+        adapters("http://127.0.0.1:9/api/?x=1").fetch_users()
+
+
 # -- the answers -----------------------------------------------------------------------------
 
 
