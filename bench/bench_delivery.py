@@ -1067,31 +1067,49 @@ class Bench:
             sys.path.insert(0, str(self.hub.root))
         from hub import outbox
         from hub.db import Database
-        from hub.directory import find_room, find_user, platform_by_name
-        from hub.models import EventKind, Message
-        from hub.routing import message_payload
+        from hub.message_routing import (
+            MessageView,
+            load_room,
+            load_sender,
+            message_payload,
+            message_receivers,
+        )
+        from hub.models import EventKind, Message, utcnow
 
         db = Database(self.hub.db_url)
+        messages_table = Message.__table__
         started = last = time.monotonic()
         try:
             for start in range(0, len(items), 2000):
                 chunk = items[start : start + 2000]
                 with db.write() as session:
-                    origin = platform_by_name(session, "A")
-                    room_row = find_room(session, origin.id, room)
-                    sender = find_user(session, origin.id, 1)
-                    messages = [
-                        Message(
-                            room_id=room_row.id, sender_id=sender.id, text=i.text, attachments=[]
-                        )
-                        for i in chunk
+                    room_view = load_room(session, "A", room)
+                    origin_id = room_view.platform_id
+                    sender = load_sender(session, origin_id, "A", 1)
+                    targets = [
+                        r
+                        for r in message_receivers(session, room_view, origin_id)
+                        if r.name in receivers
                     ]
-                    session.add_all(messages)
-                    session.flush()
-                    for name in receivers:
-                        receiver = platform_by_name(session, name)
+                    connection = session.connection()
+                    messages = []
+                    for item in chunk:
+                        sent_at = utcnow()
+                        message_id = connection.execute(
+                            messages_table.insert()
+                            .values(
+                                room_id=room_view.id,
+                                sender_id=sender.id,
+                                text=item.text,
+                                attachments=[],
+                                sent_at=sent_at,
+                            )
+                            .returning(messages_table.c.id)
+                        ).scalar_one()
+                        messages.append(MessageView(message_id, item.text, sent_at))
+                    for receiver in targets:
                         payloads = [
-                            message_payload(m, room_row, sender, receiver) for m in messages
+                            message_payload(m, room_view, sender, receiver) for m in messages
                         ]
                         outbox.enqueue(session, receiver.id, EventKind.MESSAGE, payloads)
                 now = time.time()

@@ -34,6 +34,13 @@ class MemberView:
 
 
 @dataclass(frozen=True)
+class ReceiverView:
+    id: int
+    name: str
+    wants_recipients: bool
+
+
+@dataclass(frozen=True)
 class RoomView:
     id: int
     platform_id: int
@@ -41,6 +48,8 @@ class RoomView:
     local_value: int | str
     is_public: bool
     members: tuple[MemberView, ...]  # by user id
+    # The enabled platforms among the room's origin and its members' platforms, by id.
+    member_platforms: tuple[ReceiverView, ...]
 
     @property
     def global_id(self) -> str:
@@ -63,13 +72,6 @@ class SenderView:
 
 
 @dataclass(frozen=True)
-class ReceiverView:
-    id: int
-    name: str
-    wants_recipients: bool
-
-
-@dataclass(frozen=True)
 class MessageView:
     id: int | str
     text: str
@@ -78,7 +80,8 @@ class MessageView:
 
 
 def load_room(session: Session, platform_name: str, local_id: int | str) -> RoomView:
-    """Read a room and its members; 404 naming the unknown platform or room."""
+    """Read a room, its members and their platforms; 404 naming the unknown platform or room."""
+    lock_directory(session)  # before reading who exists: see outbox.lock_directory
     connection = session.connection()
     text, _ = local_id_key(local_id)
     row = connection.execute(
@@ -89,6 +92,8 @@ def load_room(session: Session, platform_name: str, local_id: int | str) -> Room
             _ROOMS.c.local_id_is_int,
             _ROOMS.c.type,
             _PLATFORMS.c.name,
+            _PLATFORMS.c.enabled,
+            _PLATFORMS.c.wants_recipients,
         )
         .join_from(_ROOMS, _PLATFORMS, _ROOMS.c.platform_id == _PLATFORMS.c.id)
         .where(_PLATFORMS.c.name_key == platform_name.lower(), _ROOMS.c.local_id == text)
@@ -101,11 +106,25 @@ def load_room(session: Session, platform_name: str, local_id: int | str) -> Room
             raise NotFound(f"unknown platform {platform_name!r}")
         raise NotFound(f"unknown room {global_id(known, local_id)}")
     members = connection.execute(
-        select(_USERS.c.id, _USERS.c.platform_id, _USERS.c.local_id, _USERS.c.local_id_is_int)
+        select(
+            _USERS.c.id,
+            _USERS.c.platform_id,
+            _USERS.c.local_id,
+            _USERS.c.local_id_is_int,
+            _PLATFORMS.c.name,
+            _PLATFORMS.c.enabled,
+            _PLATFORMS.c.wants_recipients,
+        )
         .join_from(_MEMBERS, _USERS, _MEMBERS.c.user_id == _USERS.c.id)
+        .join(_PLATFORMS, _USERS.c.platform_id == _PLATFORMS.c.id)
         .where(_MEMBERS.c.room_id == row.id)
         .order_by(_USERS.c.id)
     ).all()
+    platforms = {
+        p.platform_id: ReceiverView(p.platform_id, p.name, p.wants_recipients)
+        for p in (*members, row)
+        if p.enabled
+    }
     return RoomView(
         id=row.id,
         platform_id=row.platform_id,
@@ -116,6 +135,7 @@ def load_room(session: Session, platform_name: str, local_id: int | str) -> Room
             MemberView(m.id, m.platform_id, local_id_value(m.local_id, m.local_id_is_int))
             for m in members
         ),
+        member_platforms=tuple(platforms[key] for key in sorted(platforms)),
     )
 
 
@@ -146,16 +166,13 @@ def message_receivers(
     """Platforms a message in this room goes to: members' (all, if public), minus the sender's.
 
     Enabled platforms only, in registration order."""
-    lock_directory(session)  # see outbox.lock_directory
-    query = (
+    if not room.is_public:
+        return [p for p in room.member_platforms if p.id != sender_platform_id]
+    rows = session.connection().execute(
         select(_PLATFORMS.c.id, _PLATFORMS.c.name, _PLATFORMS.c.wants_recipients)
         .where(_PLATFORMS.c.enabled.is_(True), _PLATFORMS.c.id != sender_platform_id)
         .order_by(_PLATFORMS.c.id)
     )
-    if not room.is_public:
-        wanted = {m.platform_id for m in room.members} | {room.platform_id}
-        query = query.where(_PLATFORMS.c.id.in_(wanted))
-    rows = session.connection().execute(query)
     return [ReceiverView(r.id, r.name, r.wants_recipients) for r in rows]
 
 

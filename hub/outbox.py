@@ -65,6 +65,23 @@ def _reserve_seqs(session: Session, platform_id: int, count: int) -> int:
     return last - count + 1
 
 
+def _reserve_one_each(session: Session, platform_ids: list[int]) -> dict[int, int]:
+    """Take the next seq of each platform's stream; return them by platform id."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        # One row lock at a time, in the order given: concurrent fan-outs lock in one order.
+        return {pid: _reserve_seqs(session, pid, 1) for pid in platform_ids}
+    # SQLite has one writer at a time: one statement for all of them.
+    platforms = Platform.__table__
+    rows = connection.execute(
+        update(platforms)
+        .where(platforms.c.id.in_(platform_ids))
+        .values(last_seq=platforms.c.last_seq + 1)
+        .returning(platforms.c.id, platforms.c.last_seq)
+    ).all()
+    return dict(rows)
+
+
 def enqueue(
     session: Session,
     platform_id: int,
@@ -108,12 +125,13 @@ def enqueue_each(
     PostgreSQL's row locks in one order across transactions)."""
     if not events:
         return
+    seqs = _reserve_one_each(session, [platform_id for platform_id, _ in events])
     now = utcnow()
     rows = [
         {
             "event_id": new_event_id(),
             "platform_id": platform_id,
-            "seq": _reserve_seqs(session, platform_id, 1),
+            "seq": seqs[platform_id],
             "kind": kind,
             "payload": encode_payload(payload),
             "message_id": message_id,
