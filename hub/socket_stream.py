@@ -113,11 +113,11 @@ class SocketSession:
         """One read per wake: everything pending after the last frame sent, up to a batch.
         Commits of this process wake it through the notifier; the keeper wakes it for events
         committed by another process."""
-        notifier, db = self.hub.notifier, self.hub.db
+        notifier, reader = self.hub.notifier, self.hub.stream_keeper.reader
         batch = self.hub.config["HUB_DELIVERY_BATCH"]
         while not self.connection.closed.is_set():
             seen = notifier.version(self.platform_id)
-            rows = stream_keeper.pending_frames(db, self.platform_id, self.last_sent, batch)
+            rows = reader.read(self.platform_id, self.last_sent, batch)
             for event_id, seq, kind, payload in rows:
                 frame = WebSocketAdapter.frame(OutgoingEvent(event_id, seq, kind, payload))
                 # Before sending: the platform may ack it before send_text returns. If the send

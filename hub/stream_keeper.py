@@ -22,7 +22,7 @@ import time
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from hub.db import WAKE_KEY, Database
@@ -38,17 +38,12 @@ log = logging.getLogger(__name__)
 _events = OutboxEvent.__table__
 _platforms = Platform.__table__
 
-# Core statements built once: the pusher and the flusher run them for every batch.
-_PENDING = (
-    select(_events.c.event_id, _events.c.seq, _events.c.kind, _events.c.payload)
-    .where(
-        _events.c.platform_id == bindparam("platform_id"),
-        _events.c.status == EventStatus.PENDING,
-        _events.c.seq > bindparam("after"),
-    )
-    .order_by(_events.c.seq)
-    .limit(bindparam("limit"))
+# What a pusher reads (PendingReader): ix_outbox_stream covers the WHERE and the ORDER BY.
+_PENDING_SQL = (
+    f"SELECT event_id, seq, kind, payload FROM {_events.name}"
+    " WHERE platform_id = ? AND status = '{pending}' AND seq > ? ORDER BY seq LIMIT ?"
 )
+# Built once: the flusher runs it for every batch of acks.
 _ACK = (
     update(_events)
     .where(
@@ -64,15 +59,68 @@ _ACK = (
 )
 
 
-def pending_frames(db: Database, platform_id: int, after: int, limit: int) -> list[Any]:
-    """Read up to ``limit`` pending events of a stream after seq ``after``, in order: rows of
-    ``(event_id, seq, kind, payload)`` (one Core query on a read connection, no ORM session)."""
-    with db.read_engine.connect() as connection:
-        return list(
-            connection.execute(
-                _PENDING, {"platform_id": platform_id, "after": after, "limit": limit}
-            )
-        )
+class PendingReader:
+    """Read pushers' batches with plain DB-API cursors on a few connections of its own.
+
+    A pusher reads once per wake, so at a few hundred events a second the engine's per-query
+    work (pool checkout, BEGIN, compiled-statement setup, result wrapping) is most of what a
+    socket costs; a bare cursor on a kept connection is several times cheaper. The connections
+    come from the read engine (its connect-time settings, e.g. SQLite's PRAGMAs), detached from
+    its pool, in autocommit mode: the one SELECT is its own consistent snapshot.
+    """
+
+    KEEP = 4  # idle connections kept; more pushers reading at once open (and close) extra ones
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.read_engine
+        sql = _PENDING_SQL.format(pending=EventStatus.PENDING.value)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._sql = sql if self.is_sqlite else sql.replace("?", "%s")
+        self._lock = threading.Lock()
+        self._idle: list[Any] = []
+        self._closed = False
+
+    def _take(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        connection = self.engine.raw_connection()
+        connection.detach()  # ours from now on: closing it closes the DB-API connection
+        if not self.is_sqlite:  # the read engine sets SQLite's autocommit on connect
+            connection.dbapi_connection.rollback()  # the pool's pre-ping may have begun one
+            connection.dbapi_connection.autocommit = True
+        return connection
+
+    def _give_back(self, connection: Any) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < self.KEEP:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def read(self, platform_id: int, after: int, limit: int) -> list[tuple[str, int, str, str]]:
+        """Pending events of a stream with a seq above ``after``, in order, up to ``limit``:
+        ``(event_id, seq, kind, payload)``."""
+        connection = self._take()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self._sql, (platform_id, after, limit))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        except Exception:
+            connection.close()  # broken or not: never reused
+            raise
+        self._give_back(connection)
+        return rows
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
 
 def write_acks(session: Session, acks: dict[int, int]) -> None:
@@ -145,6 +193,7 @@ class StreamKeeper:
         self.lease_seconds = lease_seconds
         self.renew_every = lease_seconds / 3
         self.owner_prefix = owner_prefix
+        self.reader = PendingReader(db)
         self._lock = threading.Lock()
         self._acks: dict[int, int] = {}
         self._members: dict[str, StreamMember] = {}
@@ -252,3 +301,4 @@ class StreamKeeper:
             self.flush()
         except Exception:
             log.exception("could not write the last WebSocket acks")
+        self.reader.close()
