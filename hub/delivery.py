@@ -23,6 +23,10 @@ from hub.onboarding import apply_users
 
 log = logging.getLogger(__name__)
 
+# Acknowledged events are recorded as delivered at most this long after their answer (and
+# always before the worker waits): one write a round would cost more than the sending.
+RECORD_EVERY = 0.05
+
 
 @dataclass(frozen=True)
 class StreamState:
@@ -62,6 +66,10 @@ class PlatformWorker(threading.Thread):
         self._flowing = False
         self._renew_at = 0.0
         self._unflushed: list[int] = []
+        self._record_at = 0.0
+        # The seq of the last event this worker took care of: the next round reads after it,
+        # so events sent but not yet recorded are not read again.
+        self._last_sent = 0
         self._delivered_count = dispatcher.metrics.deliveries.labels(target.name, "delivered")
 
     def wake(self) -> None:
@@ -149,13 +157,22 @@ class PlatformWorker(threading.Thread):
                 return self._fail(event, exc)
             except Unsupported as exc:
                 self._skip(event, exc)
+                self._last_sent = event.seq
                 continue
             except Permanent as exc:
                 self._dead_letter(event, exc)
+                self._last_sent = event.seq
                 continue
-            self._unflushed.append(event.id)
+            self._sent(event)
             self._delivered_count.inc()
         return 0
+
+    def _sent(self, event: outbox.QueuedEvent) -> None:
+        """Remember an acknowledged event until the next write records it."""
+        if not self._unflushed:
+            self._record_at = time.monotonic() + RECORD_EVERY
+        self._unflushed.append(event.id)
+        self._last_sent = event.seq
 
     def _own_lease(self) -> bool:
         with self.db.write() as session:
@@ -170,19 +187,25 @@ class PlatformWorker(threading.Thread):
         return True
 
     def _claim(self) -> list[outbox.QueuedEvent] | None:
-        """Record what was delivered, hold the lease, and read the next events of the stream:
-        one transaction per round. None if another process owns the stream."""
+        """Read the next events of the stream; None if another process owns it.
+
+        A read transaction while the lease is fresh. Events sent are recorded as delivered in
+        a write transaction only every RECORD_EVERY seconds, before the worker waits, or when
+        the lease needs renewing, so a busy stream costs a read per round rather than a write.
+        """
         limit = self.cfg["HUB_DELIVERY_BATCH"]
-        if not self._unflushed:
+        now = time.monotonic()
+        due = self._unflushed and (now >= self._record_at or self._health != Health.UP)
+        if not due and now < self._renew_at:
             with self.db.read() as session:
-                batch = outbox.pending_head(session, self.target.id, limit)
-            if not batch or time.monotonic() < self._renew_at:
-                return batch  # nothing to send, or the lease is still ours for a while
+                batch = outbox.pending_after(session, self.target.id, self._last_sent, limit)
+            if batch or not self._unflushed:
+                return batch
         with self.db.write() as session:
             self._record(session)
             if time.monotonic() >= self._renew_at and not self._renew(session):
                 return None
-            return outbox.pending_head(session, self.target.id, limit)
+            return outbox.pending_after(session, self.target.id, self._last_sent, limit)
 
     def _claim_write(self, renew: bool) -> bool:
         with self.db.write() as session:
