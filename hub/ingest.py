@@ -36,6 +36,7 @@ from hub.routing import (
 )
 
 Answer = tuple[dict[str, Any], int]
+_INSERT_MESSAGE = Message.__table__.insert().returning(Message.__table__.c.id)
 
 
 def _speaks_for_itself(caller: Platform, claimed: str | None) -> None:
@@ -99,8 +100,9 @@ def resolve_message(
         raise BadRequest(
             f"unknown attachments: {unknown}", {"attachments": [f"Unknown: {unknown}"]}
         )
-    room = load_room(session, data["roomOriginalPlatform"], data["roomId"])
-    sender = load_sender(session, caller.id, caller.name, data["senderId"])
+    connection = session.connection()
+    room = load_room(connection, data["roomOriginalPlatform"], data["roomId"])
+    sender = load_sender(connection, caller.id, caller.name, data["senderId"])
     if sender is None:
         raise NotFound(f"unknown sender {global_id(caller.name, data['senderId'])}")
     if not room.is_public and not room.has_member(sender.id):
@@ -112,29 +114,26 @@ def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> 
     """Store a message and queue it, rendered per receiver, for every member platform."""
     room, sender = resolve_message(session, caller, data)
     sent_at = utcnow()
-    message_id = (
-        session.connection()
-        .execute(
-            Message.__table__.insert()
-            .values(
-                room_id=room.id,
-                sender_id=sender.id,
-                text=data["text"],
-                attachments=[],
-                client_message_id=data.get("clientMessageId"),
-                sent_at=sent_at,
-            )
-            .returning(Message.__table__.c.id)
-        )
-        .scalar_one()
-    )
+    connection = session.connection()
+    message_id = connection.execute(
+        _INSERT_MESSAGE,
+        {
+            "room_id": room.id,
+            "sender_id": sender.id,
+            "text": data["text"],
+            "attachments": [],
+            "client_message_id": data.get("clientMessageId"),
+            "sent_at": sent_at,
+        },
+    ).scalar_one()
     message = MessageView(message_id, data["text"], sent_at)
-    receivers = message_receivers(session, room, caller.id)
+    receivers = message_receivers(connection, room, caller.id)
     outbox.enqueue_each(
         session,
         EventKind.MESSAGE,
         [(r.id, message_payload(message, room, sender, r)) for r in receivers],
         message_id=message_id,
+        connection=connection,
     )
     answer = {
         "status": 202,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from hub.errors import NotFound
@@ -79,47 +79,67 @@ class MessageView:
     attachments: tuple[Any, ...] = ()
 
 
-def load_room(session: Session, platform_name: str, local_id: int | str) -> RoomView:
-    """Read a room, its members and their platforms; 404 naming the unknown platform or room."""
-    lock_directory(session)  # before reading who exists: see outbox.lock_directory
-    connection = session.connection()
+# Built once, executed with parameters: building a statement and its cache key cost more
+# than running it on this path.
+_ROOM = (
+    select(
+        _ROOMS.c.id,
+        _ROOMS.c.platform_id,
+        _ROOMS.c.local_id,
+        _ROOMS.c.local_id_is_int,
+        _ROOMS.c.type,
+        _PLATFORMS.c.name,
+        _PLATFORMS.c.enabled,
+        _PLATFORMS.c.wants_recipients,
+    )
+    .join_from(_ROOMS, _PLATFORMS, _ROOMS.c.platform_id == _PLATFORMS.c.id)
+    .where(_PLATFORMS.c.name_key == bindparam("name_key"), _ROOMS.c.local_id == bindparam("local"))
+)
+_PLATFORM_NAME = select(_PLATFORMS.c.name).where(_PLATFORMS.c.name_key == bindparam("name_key"))
+_MEMBERS_OF_ROOM = (
+    select(
+        _USERS.c.id,
+        _USERS.c.platform_id,
+        _USERS.c.local_id,
+        _USERS.c.local_id_is_int,
+        _PLATFORMS.c.name,
+        _PLATFORMS.c.enabled,
+        _PLATFORMS.c.wants_recipients,
+    )
+    .join_from(_MEMBERS, _USERS, _MEMBERS.c.user_id == _USERS.c.id)
+    .join(_PLATFORMS, _USERS.c.platform_id == _PLATFORMS.c.id)
+    .where(_MEMBERS.c.room_id == bindparam("room_id"))
+    .order_by(_USERS.c.id)
+)
+_USER = select(_USERS.c.id, _USERS.c.local_id, _USERS.c.local_id_is_int, _USERS.c.name).where(
+    _USERS.c.platform_id == bindparam("platform_id"), _USERS.c.local_id == bindparam("local")
+)
+_ENABLED_BUT = (
+    select(_PLATFORMS.c.id, _PLATFORMS.c.name, _PLATFORMS.c.wants_recipients)
+    .where(_PLATFORMS.c.enabled.is_(True), _PLATFORMS.c.id != bindparam("excluded"))
+    .order_by(_PLATFORMS.c.id)
+)
+
+
+def _connection(db: Session | Connection) -> Connection:
+    return db if isinstance(db, Connection) else db.connection()
+
+
+def load_room(db: Session | Connection, platform_name: str, local_id: int | str) -> RoomView:
+    """Read a room, its members and their platforms; 404 naming the unknown platform or room.
+
+    Takes the session, or its connection (a caller making several reads passes it once)."""
+    connection = _connection(db)
+    lock_directory(connection)  # before reading who exists: see outbox.lock_directory
     text, _ = local_id_key(local_id)
-    row = connection.execute(
-        select(
-            _ROOMS.c.id,
-            _ROOMS.c.platform_id,
-            _ROOMS.c.local_id,
-            _ROOMS.c.local_id_is_int,
-            _ROOMS.c.type,
-            _PLATFORMS.c.name,
-            _PLATFORMS.c.enabled,
-            _PLATFORMS.c.wants_recipients,
-        )
-        .join_from(_ROOMS, _PLATFORMS, _ROOMS.c.platform_id == _PLATFORMS.c.id)
-        .where(_PLATFORMS.c.name_key == platform_name.lower(), _ROOMS.c.local_id == text)
-    ).first()
+    name_key = platform_name.lower()
+    row = connection.execute(_ROOM, {"name_key": name_key, "local": text}).first()
     if row is None:
-        known = connection.execute(
-            select(_PLATFORMS.c.name).where(_PLATFORMS.c.name_key == platform_name.lower())
-        ).scalar()
+        known = connection.execute(_PLATFORM_NAME, {"name_key": name_key}).scalar()
         if known is None:
             raise NotFound(f"unknown platform {platform_name!r}")
         raise NotFound(f"unknown room {global_id(known, local_id)}")
-    members = connection.execute(
-        select(
-            _USERS.c.id,
-            _USERS.c.platform_id,
-            _USERS.c.local_id,
-            _USERS.c.local_id_is_int,
-            _PLATFORMS.c.name,
-            _PLATFORMS.c.enabled,
-            _PLATFORMS.c.wants_recipients,
-        )
-        .join_from(_MEMBERS, _USERS, _MEMBERS.c.user_id == _USERS.c.id)
-        .join(_PLATFORMS, _USERS.c.platform_id == _PLATFORMS.c.id)
-        .where(_MEMBERS.c.room_id == row.id)
-        .order_by(_USERS.c.id)
-    ).all()
+    members = connection.execute(_MEMBERS_OF_ROOM, {"room_id": row.id}).all()
     platforms = {
         p.platform_id: ReceiverView(p.platform_id, p.name, p.wants_recipients)
         for p in (*members, row)
@@ -140,19 +160,11 @@ def load_room(session: Session, platform_name: str, local_id: int | str) -> Room
 
 
 def load_sender(
-    session: Session, platform_id: int, platform_name: str, local_id: int | str
+    db: Session | Connection, platform_id: int, platform_name: str, local_id: int | str
 ) -> SenderView | None:
     """Read a platform's user by local id, or None."""
     text, _ = local_id_key(local_id)
-    row = (
-        session.connection()
-        .execute(
-            select(_USERS.c.id, _USERS.c.local_id, _USERS.c.local_id_is_int, _USERS.c.name).where(
-                _USERS.c.platform_id == platform_id, _USERS.c.local_id == text
-            )
-        )
-        .first()
-    )
+    row = _connection(db).execute(_USER, {"platform_id": platform_id, "local": text}).first()
     if row is None:
         return None
     return SenderView(
@@ -161,18 +173,14 @@ def load_sender(
 
 
 def message_receivers(
-    session: Session, room: RoomView, sender_platform_id: int
+    db: Session | Connection, room: RoomView, sender_platform_id: int
 ) -> list[ReceiverView]:
     """Platforms a message in this room goes to: members' (all, if public), minus the sender's.
 
     Enabled platforms only, in registration order."""
     if not room.is_public:
         return [p for p in room.member_platforms if p.id != sender_platform_id]
-    rows = session.connection().execute(
-        select(_PLATFORMS.c.id, _PLATFORMS.c.name, _PLATFORMS.c.wants_recipients)
-        .where(_PLATFORMS.c.enabled.is_(True), _PLATFORMS.c.id != sender_platform_id)
-        .order_by(_PLATFORMS.c.id)
-    )
+    rows = _connection(db).execute(_ENABLED_BUT, {"excluded": sender_platform_id})
     return [ReceiverView(r.id, r.name, r.wants_recipients) for r in rows]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Connection, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.db import WAKE_KEY
@@ -42,9 +42,10 @@ def _bulk(model: Any) -> Any:
     return update(model).execution_options(synchronize_session=False)
 
 
-def lock_directory(session: Session, exclusive: bool = False) -> None:
+def lock_directory(session: Session | Connection, exclusive: bool = False) -> None:
     """Order this transaction against platform registrations (PostgreSQL only)."""
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
         function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         session.execute(text(f"SELECT {function}(:key)"), {"key": _DIRECTORY_LOCK})
 
@@ -65,21 +66,55 @@ def _reserve_seqs(session: Session, platform_id: int, count: int) -> int:
     return last - count + 1
 
 
-def _reserve_one_each(session: Session, platform_ids: list[int]) -> dict[int, int]:
+_PLATFORMS = Platform.__table__
+_EVENTS = OutboxEvent.__table__
+# Statements of the hot paths, built once (building them cost more than running them).
+_NEXT_SEQ_EACH = (
+    update(_PLATFORMS)
+    .where(_PLATFORMS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(last_seq=_PLATFORMS.c.last_seq + 1)
+    .returning(_PLATFORMS.c.id, _PLATFORMS.c.last_seq)
+)
+_INSERT_EVENTS = _EVENTS.insert()
+_PENDING_AFTER = (
+    select(
+        _EVENTS.c.id,
+        _EVENTS.c.event_id,
+        _EVENTS.c.seq,
+        _EVENTS.c.kind,
+        _EVENTS.c.payload,
+        _EVENTS.c.queued_at,
+        _EVENTS.c.attempts,
+    )
+    .where(
+        _EVENTS.c.platform_id == bindparam("platform_id"),
+        _EVENTS.c.status == EventStatus.PENDING,
+        _EVENTS.c.seq > bindparam("after"),
+    )
+    .order_by(_EVENTS.c.seq)
+    .limit(bindparam("limit"))
+)
+_MARK_DELIVERED = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id.in_(bindparam("ids", expanding=True)))
+    .where(_EVENTS.c.status == EventStatus.PENDING)
+    .values(
+        status=EventStatus.DELIVERED,
+        delivered_at=bindparam("now"),
+        attempts=_EVENTS.c.attempts + 1,
+    )
+)
+
+
+def _reserve_one_each(
+    session: Session, connection: Connection, platform_ids: list[int]
+) -> dict[int, int]:
     """Take the next seq of each platform's stream; return them by platform id."""
-    connection = session.connection()
     if connection.dialect.name != "sqlite":
         # One row lock at a time, in the order given: concurrent fan-outs lock in one order.
         return {pid: _reserve_seqs(session, pid, 1) for pid in platform_ids}
     # SQLite has one writer at a time: one statement for all of them.
-    platforms = Platform.__table__
-    rows = connection.execute(
-        update(platforms)
-        .where(platforms.c.id.in_(platform_ids))
-        .values(last_seq=platforms.c.last_seq + 1)
-        .returning(platforms.c.id, platforms.c.last_seq)
-    ).all()
-    return dict(rows)
+    return dict(connection.execute(_NEXT_SEQ_EACH, {"ids": platform_ids}).all())
 
 
 def enqueue(
@@ -119,13 +154,15 @@ def enqueue_each(
     kind: EventKind,
     events: Sequence[tuple[int, dict[str, Any]]],
     message_id: int | None = None,
+    connection: Connection | None = None,
 ) -> None:
     """Append one event to each of several platforms' streams (a message's fan-out), with one
     INSERT for all of them. Seqs are taken in the order given (platform id order keeps
     PostgreSQL's row locks in one order across transactions)."""
     if not events:
         return
-    seqs = _reserve_one_each(session, [platform_id for platform_id, _ in events])
+    connection = connection or session.connection()
+    seqs = _reserve_one_each(session, connection, [platform_id for platform_id, _ in events])
     now = utcnow()
     rows = [
         {
@@ -142,7 +179,7 @@ def enqueue_each(
         }
         for platform_id, payload in events
     ]
-    session.connection().execute(OutboxEvent.__table__.insert(), rows)
+    connection.execute(_INSERT_EVENTS, rows)
     session.info.setdefault(WAKE_KEY, set()).update(platform_id for platform_id, _ in events)
 
 
@@ -168,24 +205,9 @@ def pending_after(
     session: Session, platform_id: int, after_seq: int, limit: int
 ) -> list[QueuedEvent]:
     """Return pending events of a platform's stream with a seq above ``after_seq``, in order."""
-    rows = session.execute(
-        select(
-            OutboxEvent.id,
-            OutboxEvent.event_id,
-            OutboxEvent.seq,
-            OutboxEvent.kind,
-            OutboxEvent.payload,
-            OutboxEvent.queued_at,
-            OutboxEvent.attempts,
-        )
-        .where(
-            OutboxEvent.platform_id == platform_id,
-            OutboxEvent.status == EventStatus.PENDING,
-            OutboxEvent.seq > after_seq,
-        )
-        .order_by(OutboxEvent.seq)
-        .limit(limit)
-    ).all()
+    rows = session.connection().execute(
+        _PENDING_AFTER, {"platform_id": platform_id, "after": after_seq, "limit": limit}
+    )
     return [
         QueuedEvent(r.id, r.event_id, r.seq, str(r.kind), r.payload, r.queued_at, r.attempts)
         for r in rows
@@ -221,15 +243,7 @@ def mark_delivered(session: Session, event_ids: Iterable[int]) -> None:
     """Acknowledge events (by row id); a redelivered ack changes nothing."""
     ids = list(event_ids)
     if ids:
-        session.execute(
-            _bulk(OutboxEvent)
-            .where(OutboxEvent.id.in_(ids), OutboxEvent.status == EventStatus.PENDING)
-            .values(
-                status=EventStatus.DELIVERED,
-                delivered_at=utcnow(),
-                attempts=OutboxEvent.attempts + 1,
-            )
-        )
+        session.connection().execute(_MARK_DELIVERED, {"ids": ids, "now": utcnow()})
 
 
 def dead_letter(session: Session, event_row_id: int, error: str) -> None:

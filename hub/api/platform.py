@@ -94,7 +94,7 @@ def list_users(query: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @blp.route("/user", methods=["POST"])
-@blp.arguments(UserIn, error_status_code=400)
+@blp.arguments(UserIn(), error_status_code=400)
 @blp.response(201, UserEnvelope, description="Created")
 @blp.alt_response(200, schema=UserEnvelope, description="Updated (or unchanged)")
 @blp.doc(security=SECURITY)
@@ -104,7 +104,7 @@ def post_user(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/room", methods=["POST"])
-@blp.arguments(RoomIn, error_status_code=400)
+@blp.arguments(RoomIn(), error_status_code=400)
 @blp.response(201, UserEnvelope, description="Created")
 @blp.alt_response(200, schema=UserEnvelope, description="Updated (or unchanged)")
 @blp.doc(security=SECURITY)
@@ -114,7 +114,7 @@ def post_room(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/message", methods=["POST"])
-@blp.arguments(MessageIn, error_status_code=400)
+@blp.arguments(MessageIn(), error_status_code=400)
 @blp.response(202, MessageAccepted, description="Stored; queued for every member platform")
 @blp.doc(security=SECURITY)
 def post_message(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
