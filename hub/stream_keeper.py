@@ -66,37 +66,54 @@ class PendingReader:
     work (pool checkout, BEGIN, compiled-statement setup, result wrapping) is most of what a
     socket costs; a bare cursor on a kept connection is several times cheaper. The connections
     come from the read engine (its connect-time settings, e.g. SQLite's PRAGMAs), detached from
-    its pool, in autocommit mode: the one SELECT is its own consistent snapshot.
+    its pool, in autocommit mode: the one SELECT is its own consistent snapshot. They stay open
+    until the hub closes.
     """
 
-    KEEP = 4  # idle connections kept; more pushers reading at once open (and close) extra ones
+    SIZE = 8  # connections at most; a pusher waits for a free one (1,000 woken at once by $all)
 
     def __init__(self, db: Database) -> None:
         self.engine = db.read_engine
         sql = _PENDING_SQL.format(pending=EventStatus.PENDING.value)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._sql = sql if self.is_sqlite else sql.replace("?", "%s")
-        self._lock = threading.Lock()
+        self._free = threading.Condition()
         self._idle: list[Any] = []
+        self._open = 0
         self._closed = False
 
     def _take(self) -> Any:
-        with self._lock:
+        with self._free:
+            while not self._idle and self._open >= self.SIZE:
+                self._free.wait()
             if self._idle:
                 return self._idle.pop()
-        connection = self.engine.raw_connection()
-        connection.detach()  # ours from now on: closing it closes the DB-API connection
-        if not self.is_sqlite:  # the read engine sets SQLite's autocommit on connect
-            connection.dbapi_connection.rollback()  # the pool's pre-ping may have begun one
-            connection.dbapi_connection.autocommit = True
+            self._open += 1
+        try:
+            connection = self.engine.raw_connection()
+            connection.detach()  # ours from now on: closing it closes the DB-API connection
+            if not self.is_sqlite:  # the read engine sets SQLite's autocommit on connect
+                connection.dbapi_connection.rollback()  # the pool's pre-ping may have begun one
+                connection.dbapi_connection.autocommit = True
+        except Exception:
+            self._discard(None)
+            raise
         return connection
 
     def _give_back(self, connection: Any) -> None:
-        with self._lock:
-            if not self._closed and len(self._idle) < self.KEEP:
+        with self._free:
+            if not self._closed:
                 self._idle.append(connection)
+                self._free.notify()
                 return
-        connection.close()
+        self._discard(connection)
+
+    def _discard(self, connection: Any) -> None:
+        with self._free:
+            self._open -= 1
+            self._free.notify()
+        if connection is not None:
+            connection.close()
 
     def read(self, platform_id: int, after: int, limit: int) -> list[tuple[str, int, str, str]]:
         """Pending events of a stream with a seq above ``after``, in order, up to ``limit``:
@@ -110,17 +127,17 @@ class PendingReader:
             finally:
                 cursor.close()
         except Exception:
-            connection.close()  # broken or not: never reused
+            self._discard(connection)  # broken or not: never reused
             raise
         self._give_back(connection)
         return rows
 
     def close(self) -> None:
-        with self._lock:
+        with self._free:
             self._closed = True
             idle, self._idle = self._idle, []
         for connection in idle:
-            connection.close()
+            self._discard(connection)
 
 
 def write_acks(session: Session, acks: dict[int, int]) -> None:
