@@ -12,6 +12,8 @@ session whose owner that UPDATE no longer finds was replaced (a socket of the sa
 another process took the stream): it is told with ``lease_lost()``. The UPDATE also returns each
 stream's last seq, so that events committed by another process wake the pusher; events committed
 by this process wake it at once through the notifier.
+
+Reads. Pushers read their batches through ``PendingReader``, plain cursors on a few connections.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm import Session
 
-from hub.db import WAKE_KEY, Database
+from hub.db import Database
 from hub.models import EventStatus, Health, OutboxEvent, Platform, utcnow
 from hub.notifier import StreamNotifier
 
@@ -277,7 +279,6 @@ class StreamKeeper:
             return
         with self.db.write() as session:
             held = renew_streams(session, self.owner_prefix, self.lease_seconds)
-            session.info.pop(WAKE_KEY, None)
         news = []
         for member in members:
             last_seq = held.get(member.owner)
