@@ -56,6 +56,7 @@ def test_platforms_and_queue_show_health_depth_and_errors_but_never_tokens(trio:
     trio.c.stop()
     assert trio.send(trio.a, "hello").status_code == 202
     wait_for(lambda: health(trio.hub, "C") == "down", message="C marked down")
+    settled(trio.hub, "B")  # B's copy recorded as delivered, so only C's is pending
 
     listing = hub_cli(trio.hub, "platforms")
     assert listing.exit_code == 0, listing.output
