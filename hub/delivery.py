@@ -20,6 +20,7 @@ from adapters.errors import DeliveryError, Permanent, Retryable, Unsupported
 from hub import outbox
 from hub.models import Health, Platform, utcnow
 from hub.onboarding import apply_users
+from hub.stream_reader import as_datetime
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +198,12 @@ class PlatformWorker(threading.Thread):
         now = time.monotonic()
         due = self._unflushed and (now >= self._record_at or self._health != Health.UP)
         if not due and now < self._renew_at:
-            with self.db.read() as session:
-                batch = outbox.pending_after(session, self.target.id, self._last_sent, limit)
-            if batch or not self._unflushed:
-                return batch
+            rows = self.dispatcher.reader.read(self.target.id, self._last_sent, limit)
+            if rows or not self._unflushed:
+                return [
+                    outbox.QueuedEvent(row_id, event_id, seq, kind, payload, as_datetime(at), n)
+                    for event_id, seq, kind, payload, row_id, at, n in rows
+                ]
         with self.db.write() as session:
             self._record(session)
             if time.monotonic() >= self._renew_at and not self._renew(session):

@@ -20,6 +20,7 @@ from hub.delivery import PlatformWorker, target_of
 from hub.metrics import HubMetrics
 from hub.models import Platform, utcnow
 from hub.retry import RetryPolicy
+from hub.stream_reader import StreamReader
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Dispatcher:
         self.policy = RetryPolicy.from_config(config)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers: dict[int, PlatformWorker] = {}
+        self.reader = StreamReader(db)  # the workers' reads of their streams
         # Platforms that pull their events (websocket, poll): they never get a worker, so news on
         # their streams must not make the supervisor re-read the registry every time.
         self._pulled: frozenset[int] = frozenset()
@@ -130,3 +132,4 @@ class Dispatcher:
                 outbox.release_leases(session, self.owner + "/")
         except Exception:
             log.exception("could not release delivery leases")
+        self.reader.close()

@@ -118,7 +118,7 @@ class SocketSession:
         while not self.connection.closed.is_set():
             seen = notifier.version(self.platform_id)
             rows = reader.read(self.platform_id, self.last_sent, batch)
-            for event_id, seq, kind, payload in rows:
+            for event_id, seq, kind, payload, *_ in rows:
                 frame = WebSocketAdapter.frame(OutgoingEvent(event_id, seq, kind, payload))
                 # Before sending: the platform may ack it before send_text returns. If the send
                 # fails the socket is gone, and a new session starts again from the last ack.

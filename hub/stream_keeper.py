@@ -13,7 +13,7 @@ another process took the stream): it is told with ``lease_lost()``. The UPDATE a
 stream's last seq, so that events committed by another process wake the pusher; events committed
 by this process wake it at once through the notifier.
 
-Reads. Pushers read their batches through ``PendingReader``, plain cursors on a few connections.
+Reads. Pushers read their batches through ``StreamReader``, plain cursors on a few connections.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from hub.db import Database
 from hub.models import EventStatus, Health, OutboxEvent, Platform, utcnow
 from hub.notifier import StreamNotifier
+from hub.stream_reader import StreamReader
 
 ACK_FLUSH_SECONDS = 0.025  # how long acks gather before one transaction writes them all
 ACK_FLUSH_PLATFORMS = 256  # this many platforms with a pending ack write at once
@@ -40,11 +41,6 @@ log = logging.getLogger(__name__)
 _events = OutboxEvent.__table__
 _platforms = Platform.__table__
 
-# What a pusher reads (PendingReader): ix_outbox_stream covers the WHERE and the ORDER BY.
-_PENDING_SQL = (
-    f"SELECT event_id, seq, kind, payload FROM {_events.name}"
-    " WHERE platform_id = ? AND status = '{pending}' AND seq > ? ORDER BY seq LIMIT ?"
-)
 # Built once: the flusher runs it for every batch of acks.
 _ACK = (
     update(_events)
@@ -59,87 +55,6 @@ _ACK = (
         attempts=_events.c.attempts + 1,
     )
 )
-
-
-class PendingReader:
-    """Read pushers' batches with plain DB-API cursors on a few connections of its own.
-
-    A pusher reads once per wake, so at a few hundred events a second the engine's per-query
-    work (pool checkout, BEGIN, compiled-statement setup, result wrapping) is most of what a
-    socket costs; a bare cursor on a kept connection is several times cheaper. The connections
-    come from the read engine (its connect-time settings, e.g. SQLite's PRAGMAs), detached from
-    its pool, in autocommit mode: the one SELECT is its own consistent snapshot. They stay open
-    until the hub closes.
-    """
-
-    SIZE = 8  # connections at most; a pusher waits for a free one (1,000 woken at once by $all)
-
-    def __init__(self, db: Database) -> None:
-        self.engine = db.read_engine
-        sql = _PENDING_SQL.format(pending=EventStatus.PENDING.value)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._sql = sql if self.is_sqlite else sql.replace("?", "%s")
-        self._free = threading.Condition()
-        self._idle: list[Any] = []
-        self._open = 0
-        self._closed = False
-
-    def _take(self) -> Any:
-        with self._free:
-            while not self._idle and self._open >= self.SIZE:
-                self._free.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._open += 1
-        try:
-            connection = self.engine.raw_connection()
-            connection.detach()  # ours from now on: closing it closes the DB-API connection
-            if not self.is_sqlite:  # the read engine sets SQLite's autocommit on connect
-                connection.dbapi_connection.rollback()  # the pool's pre-ping may have begun one
-                connection.dbapi_connection.autocommit = True
-        except Exception:
-            self._discard(None)
-            raise
-        return connection
-
-    def _give_back(self, connection: Any) -> None:
-        with self._free:
-            if not self._closed:
-                self._idle.append(connection)
-                self._free.notify()
-                return
-        self._discard(connection)
-
-    def _discard(self, connection: Any) -> None:
-        with self._free:
-            self._open -= 1
-            self._free.notify()
-        if connection is not None:
-            connection.close()
-
-    def read(self, platform_id: int, after: int, limit: int) -> list[tuple[str, int, str, str]]:
-        """Pending events of a stream with a seq above ``after``, in order, up to ``limit``:
-        ``(event_id, seq, kind, payload)``."""
-        connection = self._take()
-        try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute(self._sql, (platform_id, after, limit))
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        except Exception:
-            self._discard(connection)  # broken or not: never reused
-            raise
-        self._give_back(connection)
-        return rows
-
-    def close(self) -> None:
-        with self._free:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            self._discard(connection)
 
 
 def write_acks(session: Session, acks: dict[int, int]) -> None:
@@ -212,7 +127,7 @@ class StreamKeeper:
         self.lease_seconds = lease_seconds
         self.renew_every = lease_seconds / 3
         self.owner_prefix = owner_prefix
-        self.reader = PendingReader(db)
+        self.reader = StreamReader(db)
         self._lock = threading.Lock()
         self._acks: dict[int, int] = {}
         self._members: dict[str, StreamMember] = {}
