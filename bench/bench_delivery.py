@@ -213,6 +213,7 @@ class Hub:
             name, _, value = item.partition("=")
             self.env[name] = value
         self.threads = args.hub_threads
+        self.workers = args.hub_workers
         self.app = args.wsgi_app
         self.root = args.hub_root
         self.proc: subprocess.Popen | None = None
@@ -233,7 +234,7 @@ class Hub:
             "--threads",
             str(self.threads),
             "-w",
-            "1",
+            str(self.workers),
             "--no-control-socket",
         ]
         self.proc = subprocess.Popen(
@@ -1384,6 +1385,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--phases", default="1,2,3,4,5", help="phases to run, comma-separated (1,2,3,4,5)"
     )
     run.add_argument("--hub-threads", type=int, default=16, help="gunicorn --threads (16)")
+    run.add_argument("--hub-workers", type=int, default=1, help="gunicorn -w: hub processes (1)")
     run.add_argument(
         "--hub-env",
         action="append",
