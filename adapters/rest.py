@@ -38,6 +38,7 @@ import select
 import socket
 import ssl
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -141,17 +142,20 @@ class RestAdapter(Adapter):
 
     # -- the calls -------------------------------------------------------------------------
 
-    def send(self, event: OutgoingEvent) -> None:
-        body = event.payload.encode()
+    def _signed(self, method: str, name: str, msg_id: str, body: bytes) -> bytes:
+        """A whole request: fixed head, Content-Length and the Standard Webhooks headers."""
         timestamp = int(time.time())
-        head = self._heads.get(("POST", event.kind)) or self._head("POST", event.kind)
-        signature = sign(self._key, event.event_id, timestamp, body)
-        request = b"".join((
+        head = self._heads.get((method, name)) or self._head(method, name)
+        signature = sign(self._key, msg_id, timestamp, body)
+        return b"".join((
             head,
-            f"Content-Length: {len(body)}\r\nwebhook-id: {event.event_id}\r\n"
+            f"Content-Length: {len(body)}\r\nwebhook-id: {msg_id}\r\n"
             f"webhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n\r\n".encode(),
             body,
         ))  # fmt: skip
+
+    def send(self, event: OutgoingEvent) -> None:
+        request = self._signed("POST", event.kind, event.event_id, event.payload.encode())
         status, answer = self._call(request, "POST", event.kind)
         if 200 <= status < 300:
             return
@@ -163,8 +167,9 @@ class RestAdapter(Adapter):
         classify(status, answer)
 
     def fetch_users(self) -> list[dict[str, Any]]:
-        head = self._heads.get(("GET", "users")) or self._head("GET", "users")
-        status, answer = self._call(head + b"\r\n", "GET", "users")
+        # Signed like every call (the contract): an id of its own, over the empty body.
+        request = self._signed("GET", "users", f"req_{uuid.uuid4().hex}", b"")
+        status, answer = self._call(request, "GET", "users")
         classify(status, answer)
         try:
             users = json.loads(answer)

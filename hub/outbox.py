@@ -356,24 +356,6 @@ def acquire_lease(session: Session, platform_id: int, owner: str, seconds: float
     return bool(result.rowcount)
 
 
-def take_lease(session: Session, platform_id: int, owner: str, seconds: float) -> None:
-    """Own a platform's stream now, whoever owned it (a new socket takes over from an old one)."""
-    session.execute(
-        _bulk(Platform)
-        .where(Platform.id == platform_id)
-        .values(lease_owner=owner, lease_until=utcnow() + timedelta(seconds=seconds))
-    )
-
-
-def mark_disconnected(session: Session, platform_id: int, reason: str) -> None:
-    """Record that a platform's socket closed: down until it connects or polls again."""
-    session.execute(
-        _bulk(Platform)
-        .where(Platform.id == platform_id)
-        .values(health=Health.DOWN, last_error=reason)
-    )
-
-
 def release_leases(session: Session, owner_prefix: str) -> None:
     """Give up every stream owned by a worker whose owner id starts with ``owner_prefix``."""
     session.execute(

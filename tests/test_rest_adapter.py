@@ -226,6 +226,9 @@ def test_fetch_users_gets_the_list_with_the_token(server_factory, adapters) -> N
     (request,) = server.requests
     assert (request.method, request.path) == ("GET", "/api/users")
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    # Signed like every call: an id of its own over the empty body.
+    assert request.headers["webhook-id"].startswith("req_")
+    assert Webhook(TOKEN.encode()).verify(b"", request.headers, json_parse=False) is None
 
 
 @pytest.mark.parametrize("answer", [b"<html>oops</html>", b'{"users": []}'])
