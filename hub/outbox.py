@@ -117,6 +117,24 @@ def _reserve_one_each(
     return dict(connection.execute(_NEXT_SEQ_EACH, {"ids": platform_ids}).all())
 
 
+def _event_row(
+    platform_id: int, seq: int, kind: EventKind, payload: dict[str, Any], message_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "event_id": new_event_id(),
+        "platform_id": platform_id,
+        "seq": seq,
+        "kind": kind,
+        "payload": encode_payload(payload),
+        "message_id": message_id,
+        "status": EventStatus.PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "queued_at": now,
+    }
+
+
 def enqueue(
     session: Session,
     platform_id: int,
@@ -130,21 +148,10 @@ def enqueue(
     first = _reserve_seqs(session, platform_id, len(payloads))
     now = utcnow()
     rows = [
-        {
-            "event_id": new_event_id(),
-            "platform_id": platform_id,
-            "seq": first + offset,
-            "kind": kind,
-            "payload": encode_payload(payload),
-            "message_id": message_id,
-            "status": EventStatus.PENDING,
-            "attempts": 0,
-            "created_at": now,
-            "queued_at": now,
-        }
+        _event_row(platform_id, first + offset, kind, payload, message_id, now)
         for offset, payload in enumerate(payloads)
     ]
-    session.execute(OutboxEvent.__table__.insert(), rows)
+    session.connection().execute(_INSERT_EVENTS, rows)
     session.info.setdefault(WAKE_KEY, set()).add(platform_id)
     return [row["event_id"] for row in rows]
 
@@ -165,18 +172,7 @@ def enqueue_each(
     seqs = _reserve_one_each(session, connection, [platform_id for platform_id, _ in events])
     now = utcnow()
     rows = [
-        {
-            "event_id": new_event_id(),
-            "platform_id": platform_id,
-            "seq": seqs[platform_id],
-            "kind": kind,
-            "payload": encode_payload(payload),
-            "message_id": message_id,
-            "status": EventStatus.PENDING,
-            "attempts": 0,
-            "created_at": now,
-            "queued_at": now,
-        }
+        _event_row(platform_id, seqs[platform_id], kind, payload, message_id, now)
         for platform_id, payload in events
     ]
     connection.execute(_INSERT_EVENTS, rows)
