@@ -81,7 +81,9 @@ class MessageView:
 
 # Built once, executed with parameters: building a statement and its cache key cost more
 # than running it on this path.
-_ROOM = (
+_MEMBER_PLATFORMS = _PLATFORMS.alias("member_platforms")
+# The room with its origin platform, one row per member (LEFT JOINs: a room may have none).
+_ROOM_WITH_MEMBERS = (
     select(
         _ROOMS.c.id,
         _ROOMS.c.platform_id,
@@ -91,26 +93,22 @@ _ROOM = (
         _PLATFORMS.c.name,
         _PLATFORMS.c.enabled,
         _PLATFORMS.c.wants_recipients,
+        _USERS.c.id.label("member_id"),
+        _USERS.c.platform_id.label("member_platform_id"),
+        _USERS.c.local_id.label("member_local_id"),
+        _USERS.c.local_id_is_int.label("member_local_id_is_int"),
+        _MEMBER_PLATFORMS.c.name.label("member_platform_name"),
+        _MEMBER_PLATFORMS.c.enabled.label("member_platform_enabled"),
+        _MEMBER_PLATFORMS.c.wants_recipients.label("member_platform_wants_recipients"),
     )
     .join_from(_ROOMS, _PLATFORMS, _ROOMS.c.platform_id == _PLATFORMS.c.id)
+    .outerjoin(_MEMBERS, _MEMBERS.c.room_id == _ROOMS.c.id)
+    .outerjoin(_USERS, _MEMBERS.c.user_id == _USERS.c.id)
+    .outerjoin(_MEMBER_PLATFORMS, _USERS.c.platform_id == _MEMBER_PLATFORMS.c.id)
     .where(_PLATFORMS.c.name_key == bindparam("name_key"), _ROOMS.c.local_id == bindparam("local"))
-)
-_PLATFORM_NAME = select(_PLATFORMS.c.name).where(_PLATFORMS.c.name_key == bindparam("name_key"))
-_MEMBERS_OF_ROOM = (
-    select(
-        _USERS.c.id,
-        _USERS.c.platform_id,
-        _USERS.c.local_id,
-        _USERS.c.local_id_is_int,
-        _PLATFORMS.c.name,
-        _PLATFORMS.c.enabled,
-        _PLATFORMS.c.wants_recipients,
-    )
-    .join_from(_MEMBERS, _USERS, _MEMBERS.c.user_id == _USERS.c.id)
-    .join(_PLATFORMS, _USERS.c.platform_id == _PLATFORMS.c.id)
-    .where(_MEMBERS.c.room_id == bindparam("room_id"))
     .order_by(_USERS.c.id)
 )
+_PLATFORM_NAME = select(_PLATFORMS.c.name).where(_PLATFORMS.c.name_key == bindparam("name_key"))
 _USER = select(_USERS.c.id, _USERS.c.local_id, _USERS.c.local_id_is_int, _USERS.c.name).where(
     _USERS.c.platform_id == bindparam("platform_id"), _USERS.c.local_id == bindparam("local")
 )
@@ -133,26 +131,35 @@ def load_room(db: Session | Connection, platform_name: str, local_id: int | str)
     lock_directory(connection)  # before reading who exists: see outbox.lock_directory
     text, _ = local_id_key(local_id)
     name_key = platform_name.lower()
-    row = connection.execute(_ROOM, {"name_key": name_key, "local": text}).first()
-    if row is None:
+    rows = connection.execute(_ROOM_WITH_MEMBERS, {"name_key": name_key, "local": text}).all()
+    if not rows:
         known = connection.execute(_PLATFORM_NAME, {"name_key": name_key}).scalar()
         if known is None:
             raise NotFound(f"unknown platform {platform_name!r}")
         raise NotFound(f"unknown room {global_id(known, local_id)}")
-    members = connection.execute(_MEMBERS_OF_ROOM, {"room_id": row.id}).all()
-    platforms = {
-        p.platform_id: ReceiverView(p.platform_id, p.name, p.wants_recipients)
-        for p in (*members, row)
-        if p.enabled
-    }
+    room = rows[0]
+    members = [r for r in rows if r.member_id is not None]
+    platforms: dict[int, ReceiverView] = {}
+    if room.enabled:
+        origin = ReceiverView(room.platform_id, room.name, room.wants_recipients)
+        platforms[room.platform_id] = origin
+    for m in members:
+        if m.member_platform_enabled:
+            platforms[m.member_platform_id] = ReceiverView(
+                m.member_platform_id, m.member_platform_name, m.member_platform_wants_recipients
+            )
     return RoomView(
-        id=row.id,
-        platform_id=row.platform_id,
-        platform_name=row.name,
-        local_value=local_id_value(row.local_id, row.local_id_is_int),
-        is_public=row.type == "public",
+        id=room.id,
+        platform_id=room.platform_id,
+        platform_name=room.name,
+        local_value=local_id_value(room.local_id, room.local_id_is_int),
+        is_public=room.type == "public",
         members=tuple(
-            MemberView(m.id, m.platform_id, local_id_value(m.local_id, m.local_id_is_int))
+            MemberView(
+                m.member_id,
+                m.member_platform_id,
+                local_id_value(m.member_local_id, m.member_local_id_is_int),
+            )
             for m in members
         ),
         member_platforms=tuple(platforms[key] for key in sorted(platforms)),
