@@ -59,9 +59,9 @@ class PlatformWorker(threading.Thread):
         self.owner = f"{dispatcher.owner}/{uuid.uuid4().hex[:6]}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        # What this worker knows between rounds, so that a flowing stream costs one
-        # transaction per round: the platform's health, whether events flow (state need not be
-        # re-read), when the lease must be renewed, and events sent but not yet marked.
+        # What this worker knows between rounds, so that a flowing stream costs one read per
+        # round: the platform's health, whether events flow (state need not be re-read), when
+        # the lease must be renewed, and events sent but not yet recorded as delivered.
         self._health = Health.UP
         self._failures = 0
         self._flowing = False
