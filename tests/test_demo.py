@@ -74,7 +74,11 @@ def test_demo_runs_a_hub_with_samples_until_ctrl_c(tmp_path: Path) -> None:
         assert TEXT in page
 
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(30) == 0, output()
+        try:
+            code = demo.wait(30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the demo did not stop within 30 s of Ctrl-C:\n" + output())
+        assert code == 0, output()
         reader.join(10)
         assert "demo stopped" in output()
         assert all(_down(url) for url in [hub, *(url for url, _ in samples.values())])

@@ -7,6 +7,7 @@ this terminal; the hub's log and the samples' server noise go to files in the de
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ SAMPLES = [  # name, token, supportAudio, supportImage
     ("FLASK_CHAT", "demo-3333", False, False),
 ]
 START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0  # seconds the samples and the hub get to stop before they are killed
 
 
 def free_port() -> int:
@@ -135,16 +137,20 @@ class Demo:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """Stop the samples, then the hub; kill what does not stop within ten seconds."""
+        """Stop the samples and the hub; kill what has not stopped ten seconds later."""
         for _, process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
+        # One deadline for all of them, so a slow one does not hold up the kill of the others.
+        deadline = time.monotonic() + STOP_TIMEOUT
         for _, process in reversed(self.processes):
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, deadline - time.monotonic()))
+        for name, process in self.processes:
+            if process.poll() is None:
+                click.echo(f"{name} did not stop within {STOP_TIMEOUT:.0f}s: killed", err=True)
                 process.kill()
-                process.wait(10)
+                process.wait()
         for handle in self.logs:
             handle.close()
 
