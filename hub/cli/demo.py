@@ -186,6 +186,10 @@ def demo(
     folder = Path(tempfile.mkdtemp(prefix="hub-demo-"))
     running = Demo(folder, port or free_port(), ports, admin_token)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Python ignores SIGINT for good when it starts with SIGINT ignored (a command started in
+    # the background by a shell without job control, as CI runners may): Ctrl-C and kill -INT
+    # must stop the demo all the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         running.start()
         click.echo(running.describe())
