@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.errors import BadRequest, NotFound
+from hub.errors import BadRequest
 from hub.ids import global_id, local_id_key
 from hub.models import Platform, Room, RoomMember, User
 
@@ -18,13 +18,6 @@ def platform_by_name(session: Session, name: str) -> Platform | None:
     return session.execute(
         select(Platform).where(Platform.name_key == name.lower())
     ).scalar_one_or_none()
-
-
-def require_platform(session: Session, name: str) -> Platform:
-    platform = platform_by_name(session, name)
-    if platform is None:
-        raise NotFound(f"unknown platform {name!r}")
-    return platform
 
 
 def find_user(session: Session, platform_id: int, local_id: int | str) -> User | None:
