@@ -150,7 +150,7 @@ class PlatformWorker(threading.Thread):
         for event in batch:
             if self._stopping.is_set():
                 break
-            if time.monotonic() >= self._renew_at and not self._claim_write(renew=True):
+            if time.monotonic() >= self._renew_at and not self._own_lease():
                 return 0  # lost the lease: another process goes on from here
             try:
                 adapter.send(OutgoingEvent(event.event_id, event.seq, event.kind, event.payload))
@@ -176,7 +176,9 @@ class PlatformWorker(threading.Thread):
         self._last_sent = event.seq
 
     def _own_lease(self) -> bool:
+        """Record what was sent, then take or renew the lease; False if another owns it."""
         with self.db.write() as session:
+            self._record(session)
             return self._renew(session)
 
     def _renew(self, session: Any) -> bool:
@@ -190,7 +192,7 @@ class PlatformWorker(threading.Thread):
     def _claim(self) -> list[outbox.QueuedEvent] | None:
         """Read the next events of the stream; None if another process owns it.
 
-        A read transaction while the lease is fresh. Events sent are recorded as delivered in
+        A plain-cursor read while the lease is fresh. Events sent are recorded as delivered in
         a write transaction only every RECORD_EVERY seconds, before the worker waits, or when
         the lease needs renewing, so a busy stream costs a read per round rather than a write.
         """
@@ -209,11 +211,6 @@ class PlatformWorker(threading.Thread):
             if time.monotonic() >= self._renew_at and not self._renew(session):
                 return None
             return outbox.pending_after(session, self.target.id, self._last_sent, limit)
-
-    def _claim_write(self, renew: bool) -> bool:
-        with self.db.write() as session:
-            self._record(session)
-            return self._renew(session) if renew else True
 
     def _record(self, session: Any) -> None:
         """Mark the events sent since the last round delivered (and the platform up)."""
