@@ -94,6 +94,19 @@ _PENDING_AFTER = (
     .order_by(_EVENTS.c.seq)
     .limit(bindparam("limit"))
 )
+_ACK_THROUGH = (
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.platform_id == bindparam("ack_platform"),
+        _EVENTS.c.status == EventStatus.PENDING,
+        _EVENTS.c.seq <= bindparam("ack_through"),
+    )
+    .values(
+        status=EventStatus.DELIVERED,
+        delivered_at=bindparam("ack_now"),
+        attempts=_EVENTS.c.attempts + 1,
+    )
+)
 _MARK_DELIVERED = (
     update(_EVENTS)
     .where(_EVENTS.c.id.in_(bindparam("ids", expanding=True)))
@@ -210,20 +223,22 @@ def pending_after(
     ]
 
 
+def _ack_params(platform_id: int, seq: int, now: datetime) -> dict[str, Any]:
+    return {"ack_platform": platform_id, "ack_through": seq, "ack_now": now}
+
+
 def ack_through(session: Session, platform_id: int, seq: int) -> int:
     """Acknowledge every pending event of a platform up to ``seq`` (cumulative); return how many."""
-    result = session.execute(
-        _bulk(OutboxEvent)
-        .where(
-            OutboxEvent.platform_id == platform_id,
-            OutboxEvent.status == EventStatus.PENDING,
-            OutboxEvent.seq <= seq,
-        )
-        .values(
-            status=EventStatus.DELIVERED, delivered_at=utcnow(), attempts=OutboxEvent.attempts + 1
-        )
-    )
+    result = session.connection().execute(_ACK_THROUGH, _ack_params(platform_id, seq, utcnow()))
     return result.rowcount or 0
+
+
+def ack_through_each(session: Session, acks: dict[int, int]) -> None:
+    """``ack_through`` for several platforms (platform id -> acked seq), in one statement."""
+    if acks:
+        now = utcnow()
+        params = [_ack_params(platform_id, seq, now) for platform_id, seq in acks.items()]
+        session.connection().execute(_ACK_THROUGH, params)
 
 
 def skip(session: Session, event_row_id: int, reason: str) -> None:

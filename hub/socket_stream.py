@@ -50,7 +50,7 @@ class SocketSession:
         acks = keeper.take_ack(self.platform_id)  # an earlier socket's, not yet written
         try:
             with self.hub.db.write() as session:
-                stream_keeper.write_acks(session, acks)
+                outbox.ack_through_each(session, acks)
                 self.known_seq = stream_keeper.take_stream(
                     session, self.platform_id, self.owner, self.lease_seconds
                 )
@@ -81,7 +81,7 @@ class SocketSession:
         acks = keeper.take_ack(self.platform_id)
         try:
             with self.hub.db.write() as session:
-                stream_keeper.write_acks(session, acks)
+                outbox.ack_through_each(session, acks)
                 stream_keeper.release_stream(
                     session, self.platform_id, self.owner, "WebSocket closed"
                 )

@@ -24,11 +24,12 @@ import time
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
+from hub import outbox
 from hub.db import Database
-from hub.models import EventStatus, Health, OutboxEvent, Platform, utcnow
+from hub.models import Health, Platform, utcnow
 from hub.notifier import StreamNotifier
 from hub.stream_reader import StreamReader
 
@@ -38,33 +39,7 @@ RETRY_SECONDS = 0.5  # after a failed flush or renewal
 
 log = logging.getLogger(__name__)
 
-_events = OutboxEvent.__table__
 _platforms = Platform.__table__
-
-# Built once: the flusher runs it for every batch of acks.
-_ACK = (
-    update(_events)
-    .where(
-        _events.c.platform_id == bindparam("ack_platform"),
-        _events.c.status == EventStatus.PENDING,
-        _events.c.seq <= bindparam("ack_through"),
-    )
-    .values(
-        status=EventStatus.DELIVERED,
-        delivered_at=bindparam("ack_now"),
-        attempts=_events.c.attempts + 1,
-    )
-)
-
-
-def write_acks(session: Session, acks: dict[int, int]) -> None:
-    """Mark delivered every pending event up to each platform's acked seq (cumulative)."""
-    if acks:
-        now = utcnow()
-        session.connection().execute(
-            _ACK,
-            [{"ack_platform": p, "ack_through": seq, "ack_now": now} for p, seq in acks.items()],
-        )
 
 
 def take_stream(session: Session, platform_id: int, owner: str, seconds: float) -> int:
@@ -167,7 +142,7 @@ class StreamKeeper:
             return
         try:
             with self.db.write() as session:
-                write_acks(session, acks)
+                outbox.ack_through_each(session, acks)
         except Exception:
             self.restore(acks)
             raise
