@@ -192,25 +192,27 @@ class PlatformWorker(threading.Thread):
     def _claim(self) -> list[outbox.QueuedEvent] | None:
         """Read the next events of the stream; None if another process owns it.
 
-        A plain-cursor read while the lease is fresh. Events sent are recorded as delivered in
-        a write transaction only every RECORD_EVERY seconds, before the worker waits, or when
-        the lease needs renewing, so a busy stream costs a read per round rather than a write.
+        One plain-cursor read a round. A write transaction only to renew the lease before
+        sending, and to record sent events as delivered every RECORD_EVERY seconds or before
+        the worker waits: a busy stream costs a read per round rather than a write.
         """
-        limit = self.cfg["HUB_DELIVERY_BATCH"]
+        rows = self.dispatcher.reader.read(
+            self.target.id, self._last_sent, self.cfg["HUB_DELIVERY_BATCH"]
+        )
         now = time.monotonic()
-        due = self._unflushed and (now >= self._record_at or self._health != Health.UP)
-        if not due and now < self._renew_at:
-            rows = self.dispatcher.reader.read(self.target.id, self._last_sent, limit)
-            if rows or not self._unflushed:
-                return [
-                    outbox.QueuedEvent(row_id, event_id, seq, kind, payload, as_datetime(at), n)
-                    for event_id, seq, kind, payload, row_id, at, n in rows
-                ]
-        with self.db.write() as session:
-            self._record(session)
-            if time.monotonic() >= self._renew_at and not self._renew(session):
-                return None
-            return outbox.pending_after(session, self.target.id, self._last_sent, limit)
+        renew = bool(rows) and now >= self._renew_at
+        record = bool(self._unflushed) and (
+            not rows or now >= self._record_at or self._health != Health.UP
+        )
+        if renew or record:
+            with self.db.write() as session:
+                self._record(session)
+                if renew and not self._renew(session):
+                    return None
+        return [
+            outbox.QueuedEvent(row_id, event_id, seq, kind, payload, as_datetime(at), attempts)
+            for event_id, seq, kind, payload, row_id, at, attempts in rows
+        ]
 
     def _record(self, session: Any) -> None:
         """Mark the events sent since the last round delivered (and the platform up)."""
