@@ -1068,17 +1068,16 @@ class Bench:
             sys.path.insert(0, str(self.hub.root))
         from hub import outbox
         from hub.db import Database
+        from hub.ingest import store_message
         from hub.message_routing import (
-            MessageView,
             load_room,
             load_sender,
             message_payload,
             message_receivers,
         )
-        from hub.models import EventKind, Message, utcnow
+        from hub.models import EventKind
 
         db = Database(self.hub.db_url)
-        messages_table = Message.__table__
         started = last = time.monotonic()
         try:
             for start in range(0, len(items), 2000):
@@ -1093,21 +1092,9 @@ class Bench:
                         if r.name in receivers
                     ]
                     connection = session.connection()
-                    messages = []
-                    for item in chunk:
-                        sent_at = utcnow()
-                        message_id = connection.execute(
-                            messages_table.insert()
-                            .values(
-                                room_id=room_view.id,
-                                sender_id=sender.id,
-                                text=item.text,
-                                attachments=[],
-                                sent_at=sent_at,
-                            )
-                            .returning(messages_table.c.id)
-                        ).scalar_one()
-                        messages.append(MessageView(message_id, item.text, sent_at))
+                    messages = [
+                        store_message(connection, room_view, sender, item.text) for item in chunk
+                    ]
                     for receiver in targets:
                         payloads = [
                             message_payload(m, room_view, sender, receiver) for m in messages

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from hub import outbox
@@ -110,35 +111,46 @@ def resolve_message(
     return room, sender
 
 
-def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> Answer:
-    """Store a message and queue it, rendered per receiver, for every member platform."""
-    room, sender = resolve_message(session, caller, data)
+def store_message(
+    connection: Connection,
+    room: RoomView,
+    sender: SenderView,
+    text: str,
+    client_message_id: str | None = None,
+) -> MessageView:
+    """Save a message's row; return it as the payloads render it."""
     sent_at = utcnow()
-    connection = session.connection()
     message_id = connection.execute(
         _INSERT_MESSAGE,
         {
             "room_id": room.id,
             "sender_id": sender.id,
-            "text": data["text"],
+            "text": text,
             "attachments": [],
-            "client_message_id": data.get("clientMessageId"),
+            "client_message_id": client_message_id,
             "sent_at": sent_at,
         },
     ).scalar_one()
-    message = MessageView(message_id, data["text"], sent_at)
+    return MessageView(message_id, text, sent_at)
+
+
+def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> Answer:
+    """Store a message and queue it, rendered per receiver, for every member platform."""
+    room, sender = resolve_message(session, caller, data)
+    connection = session.connection()
+    message = store_message(connection, room, sender, data["text"], data.get("clientMessageId"))
     receivers = message_receivers(connection, room, caller.id)
     outbox.enqueue_each(
         session,
         EventKind.MESSAGE,
         [(r.id, message_payload(message, room, sender, r)) for r in receivers],
-        message_id=message_id,
+        message_id=message.id,
         connection=connection,
     )
     answer = {
         "status": 202,
         "message": f"message accepted for {len(receivers)} platform(s)",
-        "id": message_id,
+        "id": message.id,
         "receivers": len(receivers),
     }
     return answer, 202
