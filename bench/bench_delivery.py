@@ -214,6 +214,10 @@ class Hub:
             self.env[name] = value
         self.threads = args.hub_threads
         self.workers = args.hub_workers
+        self.delivery_process = args.delivery_process
+        self.deliverer: subprocess.Popen | None = None
+        if self.delivery_process:
+            self.env["HUB_DELIVERY"] = "off"  # the web server only takes messages in
         self.app = args.wsgi_app
         self.root = args.hub_root
         self.proc: subprocess.Popen | None = None
@@ -241,6 +245,18 @@ class Hub:
             command, cwd=self.root, env=self.env, stdout=out, stderr=subprocess.STDOUT
         )
         wait_until(self._ready, 60, "the hub's /readyz")
+        if self.delivery_process:  # after the web server has migrated and loaded the registry
+            self.deliverer = subprocess.Popen(
+                [PY, "-m", "flask", "--app", self.app.partition(":")[0], "hub", "deliver"],
+                cwd=self.root,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def pids(self) -> list[int]:
+        """The hub's root processes: gunicorn's master, and the delivery process if any."""
+        return [p.pid for p in (self.proc, self.deliverer) if p is not None]
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -257,6 +273,7 @@ class Hub:
             return "(no log)"
 
     def stop(self) -> None:
+        stop_process(self.deliverer, wait=15)
         stop_process(self.proc, wait=15)
         self.http.close()
 
@@ -279,24 +296,24 @@ class Hub:
 
 
 class MemorySampler(threading.Thread):
-    """Sample the RSS of a process tree every ``interval`` seconds; keep peaks."""
+    """Sample the RSS of process trees every ``interval`` seconds; keep peaks."""
 
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
+    def __init__(self, pids: list[int], interval: float = 0.2) -> None:
         super().__init__(name="rss-sampler", daemon=True)
-        self.root = psutil.Process(pid)
+        self.roots = [psutil.Process(pid) for pid in pids]
         self.interval = interval
         self.current = 0  # bytes, whole tree
         self.peak = 0
-        self.worker_peak = 0  # the largest single process (the gunicorn worker)
+        self.worker_peak = 0  # the largest single process (a gunicorn worker)
         self.window_peak = 0
         self.samples = 0
         self._stop = threading.Event()
 
     def sample(self) -> int:
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0
+        procs = []
+        for root in self.roots:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                procs += [root, *root.children(recursive=True)]
         sizes = []
         for proc in procs:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
@@ -325,9 +342,11 @@ class LoadSampler(threading.Thread):
     """Once a second: CPU used by the hub, by this benchmark's other processes, and by the rest
     of the machine (anything else running skews the figures), in cores; and hypervisor steal."""
 
-    def __init__(self, hub_pid: int, own_pids: Callable[[], set[int]], interval: float = 1.0):
+    def __init__(
+        self, hub_pids: list[int], own_pids: Callable[[], set[int]], interval: float = 1.0
+    ) -> None:
         super().__init__(name="load-sampler", daemon=True)
-        self.hub = psutil.Process(hub_pid)
+        self.hub = [psutil.Process(pid) for pid in hub_pids]
         self.own_pids = own_pids
         self.interval = interval
         self._last: dict[int, float] = {}
@@ -347,10 +366,10 @@ class LoadSampler(threading.Thread):
         return busy, getattr(t, "steal", 0.0)
 
     def _pids(self) -> tuple[set[int], set[int]]:
-        try:
-            hub = {self.hub.pid, *(c.pid for c in self.hub.children(recursive=True))}
-        except psutil.NoSuchProcess:
-            hub = set()
+        hub = set()
+        for root in self.hub:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                hub |= {root.pid, *(c.pid for c in root.children(recursive=True))}
         return hub, self.own_pids() | {os.getpid()}
 
     def _cpu_of(self, groups: tuple[set[int], set[int]]) -> list[float]:
@@ -630,10 +649,10 @@ class Bench:
         started = time.monotonic()
         self.hub.start()
         log(f"hub up on port {self.hub.port} in {time.monotonic() - started:.1f}s ({self.workdir})")
-        self.memory = MemorySampler(self.hub.proc.pid)
+        self.memory = MemorySampler(self.hub.pids())
         self.memory.start()
         self.load = LoadSampler(
-            self.hub.proc.pid,
+            self.hub.pids(),
             lambda: {r.proc.pid for r in self.receivers.values() if r.proc is not None},
         )
         self.load.start()
@@ -1274,7 +1293,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
     row("5 replay of them, events/s", "p5_replay_events_per_s", ".0f")
     row("5 hub RSS peak during that replay, MB", "p5_rss_peak_replay_mb", ".0f")
     row("hub RSS peak over the run (tree), MB", "rss_peak_mb", ".0f")
-    row("hub RSS peak, gunicorn worker, MB", "rss_worker_peak_mb", ".0f")
+    row("hub RSS peak, largest process, MB", "rss_worker_peak_mb", ".0f")
     row("run time, s", "run_seconds", ".0f")
 
     width = max(len(r[0]) for r in rows)
@@ -1373,6 +1392,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     run.add_argument("--hub-threads", type=int, default=16, help="gunicorn --threads (16)")
     run.add_argument("--hub-workers", type=int, default=1, help="gunicorn -w: hub processes (1)")
+    run.add_argument(
+        "--delivery-process",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run gunicorn with HUB_DELIVERY=off and `flask hub deliver` beside it, as the"
+        " README's throughput layout (off: delivery inside the gunicorn worker)",
+    )
     run.add_argument(
         "--hub-env",
         action="append",

@@ -20,6 +20,7 @@ from hub.notifier import StreamNotifier
 from hub.scheduler import SyncScheduler
 from hub.sockets import SocketRegistry
 from hub.stream_keeper import StreamKeeper
+from hub.stream_watcher import StreamWatcher
 
 log = logging.getLogger("hub")
 
@@ -36,11 +37,18 @@ class Hub:
     notifier: StreamNotifier = field(default_factory=StreamNotifier)
     sockets: SocketRegistry = field(default_factory=SocketRegistry)
     stream_keeper: StreamKeeper = field(init=False)
+    watcher: StreamWatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.stream_keeper = StreamKeeper(
             self.db, self.notifier, self.config["HUB_LEASE_SECONDS"], f"{self.dispatcher.owner}/ws-"
         )
+        self.watcher = StreamWatcher(self.db, self.config["HUB_WAKE_INTERVAL"], self.wake)
+
+    def start_delivery(self) -> None:
+        """Run this process's delivery workers, woken also for other processes' events."""
+        self.dispatcher.start()
+        self.watcher.start()
 
     def wake(self, platform_ids: set[int]) -> None:
         """Tell delivery workers, socket pushers and long polls that these streams have news."""
@@ -48,6 +56,7 @@ class Hub:
         self.notifier.notify(platform_ids)
 
     def close(self) -> None:
+        self.watcher.stop()
         self.scheduler.stop()
         self.sockets.close_all()
         self.stream_keeper.stop()
@@ -103,6 +112,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if serving and config["HUB_SCHEDULER"]:  # first: a bad HUB_SYNC_CRON stops here
         hub.scheduler.start()
         atexit.register(hub.scheduler.stop)
+    if serving:  # socket pushers and long polls need it too, with or without delivery
+        hub.watcher.start()
+        atexit.register(hub.watcher.stop)
     if serving and config["HUB_DELIVERY"]:
         dispatcher.start()
         atexit.register(dispatcher.stop)

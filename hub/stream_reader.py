@@ -14,6 +14,8 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Engine
+
 from hub.db import Database
 from hub.models import EventStatus, OutboxEvent
 
@@ -25,6 +27,17 @@ _PENDING_SQL = (
 )
 
 Row = tuple[str, int, str, str, int, Any, int]
+
+
+def plain_connection(engine: Engine) -> Any:
+    """A DB-API connection of ``engine`` (its connect-time settings), detached from its pool,
+    in autocommit mode: each statement is its own consistent snapshot. Closing it closes it."""
+    connection = engine.raw_connection()
+    connection.detach()
+    if engine.dialect.name != "sqlite":  # the read engine sets SQLite's autocommit on connect
+        connection.dbapi_connection.rollback()  # the pool's pre-ping may have begun one
+        connection.dbapi_connection.autocommit = True
+    return connection
 
 
 def as_datetime(value: Any) -> datetime:
@@ -55,15 +68,10 @@ class StreamReader:
                 return self._idle.pop()
             self._open += 1
         try:
-            connection = self.engine.raw_connection()
-            connection.detach()  # ours from now on: closing it closes the DB-API connection
-            if not self.is_sqlite:  # the read engine sets SQLite's autocommit on connect
-                connection.dbapi_connection.rollback()  # the pool's pre-ping may have begun one
-                connection.dbapi_connection.autocommit = True
+            return plain_connection(self.engine)
         except Exception:
             self._discard(None)
             raise
-        return connection
 
     def _give_back(self, connection: Any) -> None:
         with self._free:

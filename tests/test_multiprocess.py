@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from tests.hub_process import HubProcess
+from tests.hub_process import ROOT, HubProcess
 from tests.support.loopback_platform import wait_for
 
 pytestmark = pytest.mark.slow
@@ -55,3 +59,60 @@ def test_two_hub_processes_deliver_each_stream_once_and_in_order(
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_delivery_process_beside_the_web_server_delivers_in_order_at_once(
+    platforms, database_url, tmp_path
+) -> None:
+    """The README's throughput layout: the web server with HUB_DELIVERY=off, `flask hub
+    deliver` beside it. The workers' idle re-check is set to a minute, so events arriving
+    within seconds were found by the stream watcher, not by polling."""
+    a, b = platforms("A"), platforms("B")
+    registry = tmp_path / "platforms.json"
+    registry.write_text(json.dumps([p.registry_entry() for p in (a, b)]))
+    env = {
+        "HUB_DATABASE_URL": database_url,
+        "HUB_PLATFORMS_FILE": str(registry),
+        "HUB_DELIVERY_POLL_INTERVAL": "60",
+        "HUB_SCHEDULER": "off",
+    }
+    web = HubProcess({**env, "HUB_DELIVERY": "off"}, log_path=tmp_path / "web.log").start()
+    deliver_log = tmp_path / "deliver.log"
+    with open(deliver_log, "wb") as out:
+        deliverer = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "hub", "deliver"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(
+            lambda: "Ctrl-C to stop" in deliver_log.read_text(),
+            timeout=30,
+            message="the delivery process started",
+        )
+        assert "delivering to 2 rest platforms" in deliver_log.read_text()
+        for platform, name in ((a, "alice"), (b, "bob")):
+            assert web.post(platform.token, "/user", {"id": 1, "name": name}).status_code == 201
+        room = {"id": 1, "name": "r", "type": "private", "users": [{"A": [1]}, {"B": [1]}]}
+        assert web.post(a.token, "/room", room).status_code == 201
+        texts = [f"via the delivery process {i}" for i in range(25)]
+        for text in texts:
+            body = {"roomOriginalPlatform": "A", "roomId": 1, "senderId": 1, "text": text}
+            assert web.post(a.token, "/message", body).status_code == 202
+        wait_for(
+            lambda: len(b.acked("message")) == len(texts),
+            timeout=15,
+            message="B got the messages through the delivery process",
+        )
+        assert [call.json["text"] for call in b.acked("message")] == texts
+        assert b.duplicates() == []
+        deliverer.send_signal(signal.SIGTERM)
+        assert deliverer.wait(15) == 0
+        assert "streams handed back" in deliver_log.read_text()
+    finally:
+        if deliverer.poll() is None:
+            deliverer.kill()
+            deliverer.wait(10)
+        web.stop()

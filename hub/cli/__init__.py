@@ -10,7 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from hub import migrate
-from hub.cli import demo, platforms, streams, sync
+from hub.cli import deliver, demo, platforms, streams, sync
 from hub.cli.output import hub_of
 
 
@@ -37,7 +37,7 @@ def hub_group() -> None:
     pass
 
 
-for module in (platforms, streams, sync, demo):
+for module in (platforms, streams, sync, deliver, demo):
     for command in module.COMMANDS:
         hub_group.add_command(command)
 

@@ -1,0 +1,104 @@
+"""What lets several hub processes share one database: the stream watcher and SQLite's lock."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from hub import db as hub_db
+from hub.db import Database
+from hub.models import Platform
+from tests.support.loopback_platform import wait_for
+
+
+def test_the_watcher_sees_the_streams_another_process_added_events_to(platforms, make_hub) -> None:
+    a, b, c = platforms("A"), platforms("B"), platforms("C")
+    writer = make_hub(a, b, c, HUB_DELIVERY=False)
+    # Another process on the same database; its watcher thread off, the test looks itself.
+    reader = make_hub(a, b, c, HUB_DELIVERY=False, HUB_WAKE_INTERVAL=0)
+    watcher = reader.hub.watcher
+    assert watcher.check() == set()  # the first look only learns where the streams are
+    woken: list[set[int]] = []
+    watcher.wake = woken.append
+
+    assert writer.post(a, "/user", {"id": 1, "name": "alice"}).status_code == 201
+
+    with reader.hub.db.read() as session:
+        ids = dict(session.execute(sa.select(Platform.name, Platform.id)).all())
+    assert watcher.check() == {ids["B"], ids["C"]}  # the user is forwarded to B and C
+    assert woken == [{ids["B"], ids["C"]}]
+    assert watcher.check() == set()  # nothing new since
+
+
+def _waiting_in(thread: threading.Thread, function: str) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'lock.sqlite3'}")
+    with db.write() as session:
+        session.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    yield db, tmp_path / "lock.sqlite3"
+    db.dispose()
+
+
+def _other_process_lock(path) -> sqlite3.Connection:
+    """Hold SQLite's write lock as another process would (its own connection)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def _count(db: Database) -> int:
+    with db.read() as session:
+        return session.execute(sa.text("SELECT count(*) FROM t")).scalar_one()
+
+
+def test_a_sqlite_write_waits_for_the_lock_held_elsewhere_then_commits(sqlite_db) -> None:
+    db, path = sqlite_db
+    other = _other_process_lock(path)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with db.write() as session:
+                session.execute(sa.text("INSERT INTO t VALUES (1)"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        wait_for(lambda: _waiting_in(writer, "begin_immediate"), timeout=5)
+        assert _count(db) == 0
+    finally:
+        other.rollback()
+        other.close()
+    writer.join(5)
+    assert not writer.is_alive() and errors == []
+    assert _count(db) == 1
+
+
+def test_a_sqlite_write_gives_up_after_the_lock_timeout_and_writes_nothing(
+    sqlite_db, monkeypatch
+) -> None:
+    db, path = sqlite_db
+    monkeypatch.setattr(hub_db, "LOCK_TIMEOUT_SECONDS", 0.2)
+    other = _other_process_lock(path)
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="locked"), db.write() as session:
+            session.execute(sa.text("INSERT INTO t VALUES (1)"))
+    finally:
+        other.rollback()
+        other.close()
+    assert _count(db) == 0
