@@ -47,7 +47,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "HUB_DELIVERY_TIMEOUT": (10.0, float),  # seconds for one outbound HTTP call
     "HUB_DELIVERY_BATCH": (100, int),  # events read per claim of a platform's stream
     "HUB_DELIVERY_POLL_INTERVAL": (1.0, float),  # idle re-check of a stream's state
-    "HUB_WAKE_INTERVAL": (0.02, float),  # how often events of other processes are looked for
+    "HUB_WAKE_INTERVAL": (0.01, float),  # how often events of other processes are looked for
     "HUB_LEASE_SECONDS": (15.0, float),  # how long a process owns a platform's stream unrenewed
     "HUB_IDEMPOTENCY_TTL": (86400.0, float),  # how long Idempotency-Key answers are kept
     "HUB_HOUSEKEEPING_INTERVAL": (60.0, float),  # expire keys, dead-letter untaken pulled events

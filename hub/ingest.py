@@ -103,7 +103,7 @@ def resolve_message(
         )
     connection = session.connection()
     room = load_room(connection, data["roomOriginalPlatform"], data["roomId"])
-    sender = load_sender(connection, caller.id, caller.name, data["senderId"])
+    sender = load_sender(connection, caller.id, caller.name, data["senderId"], room)
     if sender is None:
         raise NotFound(f"unknown sender {global_id(caller.name, data['senderId'])}")
     if not room.is_public and not room.has_member(sender.id):

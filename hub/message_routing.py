@@ -31,6 +31,8 @@ class MemberView:
     user_id: int
     platform_id: int
     local_value: int | str
+    local_key: str  # the local id as stored (text)
+    name: str
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,13 @@ class RoomView:
 
     def has_member(self, user_id: int) -> bool:
         return any(m.user_id == user_id for m in self.members)
+
+    def member_of(self, platform_id: int, local_key: str) -> MemberView | None:
+        """The member with this platform's local id (as stored), if any."""
+        for m in self.members:
+            if m.platform_id == platform_id and m.local_key == local_key:
+                return m
+        return None
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ _ROOM_WITH_MEMBERS = (
         _USERS.c.platform_id.label("member_platform_id"),
         _USERS.c.local_id.label("member_local_id"),
         _USERS.c.local_id_is_int.label("member_local_id_is_int"),
+        _USERS.c.name.label("member_name"),
         _MEMBER_PLATFORMS.c.name.label("member_platform_name"),
         _MEMBER_PLATFORMS.c.enabled.label("member_platform_enabled"),
         _MEMBER_PLATFORMS.c.wants_recipients.label("member_platform_wants_recipients"),
@@ -159,6 +169,8 @@ def load_room(db: Session | Connection, platform_name: str, local_id: int | str)
                 m.member_id,
                 m.member_platform_id,
                 local_id_value(m.member_local_id, m.member_local_id_is_int),
+                m.member_local_id,
+                m.member_name,
             )
             for m in members
         ),
@@ -167,10 +179,18 @@ def load_room(db: Session | Connection, platform_name: str, local_id: int | str)
 
 
 def load_sender(
-    db: Session | Connection, platform_id: int, platform_name: str, local_id: int | str
+    db: Session | Connection,
+    platform_id: int,
+    platform_name: str,
+    local_id: int | str,
+    room: RoomView | None = None,
 ) -> SenderView | None:
-    """Read a platform's user by local id, or None."""
+    """A platform's user by local id, or None: taken from ``room``'s members when it is one
+    (a message's sender usually is: no query), else read."""
     text, _ = local_id_key(local_id)
+    member = room.member_of(platform_id, text) if room is not None else None
+    if member is not None:
+        return SenderView(member.user_id, platform_name, member.local_value, member.name)
     row = _connection(db).execute(_USER, {"platform_id": platform_id, "local": text}).first()
     if row is None:
         return None

@@ -1,31 +1,55 @@
-"""Bring the database to the current schema with Alembic, safely from several processes."""
+"""Bring the database to the current schema with Alembic, safely from several processes.
+
+A database already at ``HEAD`` is left alone without loading Alembic (and Mako with it): every
+hub process checks the schema at start, and Alembic would stay in each one's memory (~10 MB).
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from hub.db import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The newest revision in migrations/versions (a test checks that it is Alembic's head).
+HEAD = "0003"
 _PG_LOCK_KEY = 727_364_001  # arbitrary, fixed: one migrator at a time on PostgreSQL
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
+def current_revision(db: Database) -> str | None:
+    """The schema's Alembic revision; None for a database without one (empty, or new)."""
+    try:
+        with db.read() as session:
+            return session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:  # no alembic_version table yet
+        return None
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` (an empty database gets the whole schema)."""
+    if revision in ("head", HEAD) and current_revision(db) == HEAD:
+        return
+    from alembic import command
+
     with db.engine.connect() as connection:
         if not db.is_sqlite:
             # Hub processes starting together must not both create the tables.

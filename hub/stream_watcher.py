@@ -3,9 +3,13 @@
 A commit in this process wakes its delivery workers, socket pushers and long polls at once
 (``Database.on_wake``). Events committed by another process (a second gunicorn worker, the web
 server beside ``flask hub deliver``, a CLI command) are found by one thread per process: every
-``HUB_WAKE_INTERVAL`` seconds it reads each stream's last seq, one small query for all
-platforms, and wakes the streams that moved. On SQLite the query is skipped while
-``PRAGMA data_version`` says no other connection has committed anything.
+``HUB_WAKE_INTERVAL`` seconds it reads each stream's last seq and its platform's last "up"
+time, one small query for all platforms, and wakes the streams where either changed: new
+events, or a ``/ping`` served by another process that ended a down platform's wait (its queue
+is replayed at once). The "up" time is set anew by every ``mark_up``, so a platform marked down
+and up again between two looks is not missed.
+On SQLite the query is skipped while ``PRAGMA data_version`` says no other connection has
+committed anything.
 """
 
 from __future__ import annotations
@@ -21,19 +25,19 @@ from hub.stream_reader import plain_connection
 
 log = logging.getLogger(__name__)
 
-_LAST_SEQS_SQL = f"SELECT id, last_seq FROM {Platform.__table__.name}"
+_STREAMS_SQL = f"SELECT id, last_seq, last_success_at FROM {Platform.__table__.name}"
 RETRY_SECONDS = 1.0  # after a failed read
 
 
 class StreamWatcher:
-    """One thread: wake ``wake(platform_ids)`` for streams whose last seq moved."""
+    """One thread: wake ``wake(platform_ids)`` for streams with news or a platform back up."""
 
     def __init__(self, db: Database, interval: float, wake: Callable[[set[int]], None]) -> None:
         self.engine = db.read_engine
         self.is_sqlite = db.is_sqlite
         self.interval = interval
         self.wake = wake
-        self._known: dict[int, int] | None = None
+        self._known: dict[int, tuple[int, object]] | None = None
         self._data_version: int | None = None
         self._connection: Any = None
         self._stop = threading.Event()
@@ -46,7 +50,7 @@ class StreamWatcher:
         self._thread.start()
 
     def check(self) -> set[int]:
-        """Read the streams' last seqs once; return (and wake) the platforms whose moved.
+        """Read the streams once; return (and wake) the platforms whose stream moved.
 
         The first check only learns where the streams are."""
         if self._connection is None:
@@ -59,14 +63,14 @@ class StreamWatcher:
                 if version == self._data_version:
                     return set()
                 self._data_version = version
-            cursor.execute(_LAST_SEQS_SQL)
-            current = dict(cursor.fetchall())
+            cursor.execute(_STREAMS_SQL)
+            current = {pid: (seq, up_at) for pid, seq, up_at in cursor.fetchall()}
         finally:
             cursor.close()
         known, self._known = self._known, current
         if known is None:
             return set()
-        moved = {pid for pid, seq in current.items() if seq != known.get(pid)}
+        moved = {pid for pid, state in current.items() if state != known.get(pid)}
         if moved:
             self.wake(moved)
         return moved
@@ -76,7 +80,7 @@ class StreamWatcher:
             try:
                 self.check()
             except Exception:
-                log.exception("reading the streams' last seqs failed; retrying")
+                log.exception("looking for other processes' events failed; retrying")
                 self._reset()
                 self._stop.wait(RETRY_SECONDS)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 import threading
+import time
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +15,7 @@ import sqlalchemy as sa
 from hub import db as hub_db
 from hub.db import Database
 from hub.models import Platform
+from tests.hub_process import HubProcess
 from tests.support.loopback_platform import wait_for
 
 
@@ -102,3 +106,50 @@ def test_a_sqlite_write_gives_up_after_the_lock_timeout_and_writes_nothing(
         other.rollback()
         other.close()
     assert _count(db) == 0
+
+
+def test_a_long_poll_is_woken_by_an_event_another_process_committed(
+    platforms, make_hub, database_url, tmp_path
+) -> None:
+    """The poll waits in a real server process; the event comes from another hub on the same
+    database. Its fallback re-check is set to minutes: an answer in seconds is the watcher's."""
+    a = platforms("A")
+    entries = [a.registry_entry(), {"name": "P", "token": "token-P", "transport": "poll"}]
+    registry = tmp_path / "platforms.json"
+    registry.write_text(json.dumps(entries))
+    env = {
+        "HUB_DATABASE_URL": database_url,
+        "HUB_PLATFORMS_FILE": str(registry),
+        "HUB_DELIVERY_POLL_INTERVAL": "60",
+        "HUB_SCHEDULER": "off",
+    }
+    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
+    try:
+        answered: dict[str, Any] = {}
+
+        def poll() -> None:
+            body = {"last_message": None, "timeout": 20}
+            answered["body"] = server.post("token-P", "/bus", body).json()
+            answered["at"] = time.monotonic()
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        other = make_hub(entries=entries, HUB_DELIVERY=False)  # the other process
+        wait_for(lambda: _waiting_polls(other) == 1, timeout=10, message="the poll waits")
+        sent_at = time.monotonic()
+        assert other.post(a, "/user", {"id": 1, "name": "alice"}).status_code == 201
+        poller.join(25)
+        assert [m["type"] for m in answered["body"]["messages"]] == ["user"]
+        assert answered["at"] - sent_at < 3.0, "the long poll was not woken by the watcher"
+    finally:
+        server.stop()
+
+
+def _waiting_polls(hub: Any) -> int:
+    """P's one poll marks P up just before it waits: its last "up" time is set."""
+    with hub.hub.db.read() as session:
+        return session.execute(
+            sa.select(sa.func.count())
+            .select_from(Platform)
+            .where(Platform.name == "P", Platform.last_success_at.is_not(None))
+        ).scalar_one()

@@ -65,8 +65,8 @@ def test_a_delivery_process_beside_the_web_server_delivers_in_order_at_once(
     platforms, database_url, tmp_path
 ) -> None:
     """The README's throughput layout: the web server with HUB_DELIVERY=off, `flask hub
-    deliver` beside it. The workers' idle re-check is set to a minute, so events arriving
-    within seconds were found by the stream watcher, not by polling."""
+    deliver` beside it. The workers' idle re-check and the retry delay are set to a minute,
+    so events and a /ping that take effect within seconds were seen by the stream watcher."""
     a, b = platforms("A"), platforms("B")
     registry = tmp_path / "platforms.json"
     registry.write_text(json.dumps([p.registry_entry() for p in (a, b)]))
@@ -74,6 +74,7 @@ def test_a_delivery_process_beside_the_web_server_delivers_in_order_at_once(
         "HUB_DATABASE_URL": database_url,
         "HUB_PLATFORMS_FILE": str(registry),
         "HUB_DELIVERY_POLL_INTERVAL": "60",
+        "HUB_RETRY_BASE_DELAY": "60",
         "HUB_SCHEDULER": "off",
     }
     web = HubProcess({**env, "HUB_DELIVERY": "off"}, log_path=tmp_path / "web.log").start()
@@ -108,6 +109,20 @@ def test_a_delivery_process_beside_the_web_server_delivers_in_order_at_once(
         )
         assert [call.json["text"] for call in b.acked("message")] == texts
         assert b.duplicates() == []
+
+        # B goes away; its retry is set far off, so only a /ping can bring the queue back.
+        b.stop()
+        body = {"roomOriginalPlatform": "A", "roomId": 1, "senderId": 1, "text": "while down"}
+        assert web.post(a.token, "/message", body).status_code == 202
+        wait_for(lambda: "is down" in deliver_log.read_text(), timeout=15, message="B down")
+        b.start()
+        assert web.post(b.token, "/ping", {}).status_code == 200  # served by the web server
+        wait_for(
+            lambda: len(b.acked("message")) == len(texts) + 1,
+            timeout=15,
+            message="the ping on the web server replayed B's queue in the delivery process",
+        )
+        assert b.acked("message")[-1].json["text"] == "while down"
         deliverer.send_signal(signal.SIGTERM)
         assert deliverer.wait(15) == 0
         assert "streams handed back" in deliver_log.read_text()

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
-import requests
 
 from hub.config import PROJECT_ROOT
 
@@ -42,6 +41,8 @@ def free_port() -> int:
 
 
 def _answers(url: str) -> bool:
+    import requests  # here: every hub process loads the CLI, few run the demo
+
     try:
         return requests.get(url, timeout=1).status_code == 200
     except requests.RequestException:
