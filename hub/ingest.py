@@ -29,6 +29,7 @@ from hub.message_routing import (
     message_receivers,
 )
 from hub.models import EventKind, Message, Platform, utcnow
+from hub.plain_sql import PlainStatement, fetch, stored_time
 from hub.routing import (
     active_platforms,
     room_payload,
@@ -37,7 +38,13 @@ from hub.routing import (
 )
 
 Answer = tuple[dict[str, Any], int]
-_INSERT_MESSAGE = Message.__table__.insert().returning(Message.__table__.c.id)
+# On the plain cursor (hub/plain_sql.py): every message takes it. No attachments yet (unknown
+# ones are refused): the JSON column gets the empty list's text.
+_INSERT_MESSAGE = PlainStatement(
+    f"INSERT INTO {Message.__tablename__}"
+    " (room_id, sender_id, text, attachments, client_message_id, sent_at)"
+    " VALUES (?, ?, ?, '[]', ?, ?) RETURNING id"
+)
 
 
 def _speaks_for_itself(caller: Platform, claimed: str | None) -> None:
@@ -120,17 +127,9 @@ def store_message(
 ) -> MessageView:
     """Save a message's row; return it as the payloads render it."""
     sent_at = utcnow()
-    message_id = connection.execute(
-        _INSERT_MESSAGE,
-        {
-            "room_id": room.id,
-            "sender_id": sender.id,
-            "text": text,
-            "attachments": [],
-            "client_message_id": client_message_id,
-            "sent_at": sent_at,
-        },
-    ).scalar_one()
+    stored = stored_time(connection, sent_at)
+    params = (room.id, sender.id, text, client_message_id, stored)
+    message_id = fetch(connection, _INSERT_MESSAGE, params)[0][0]
     return MessageView(message_id, text, sent_at)
 
 

@@ -19,6 +19,7 @@ from hub.errors import NotFound
 from hub.ids import global_id, local_id_key, local_id_value
 from hub.models import Platform, Room, RoomMember, User
 from hub.outbox import lock_directory
+from hub.plain_sql import PlainStatement, fetch
 
 _PLATFORMS = Platform.__table__
 _ROOMS = Room.__table__
@@ -89,34 +90,18 @@ class MessageView:
 
 
 # Built once, executed with parameters: building a statement and its cache key cost more
-# than running it on this path.
-_MEMBER_PLATFORMS = _PLATFORMS.alias("member_platforms")
-# The room with its origin platform, one row per member (LEFT JOINs: a room may have none).
-_ROOM_WITH_MEMBERS = (
-    select(
-        _ROOMS.c.id,
-        _ROOMS.c.platform_id,
-        _ROOMS.c.local_id,
-        _ROOMS.c.local_id_is_int,
-        _ROOMS.c.type,
-        _PLATFORMS.c.name,
-        _PLATFORMS.c.enabled,
-        _PLATFORMS.c.wants_recipients,
-        _USERS.c.id.label("member_id"),
-        _USERS.c.platform_id.label("member_platform_id"),
-        _USERS.c.local_id.label("member_local_id"),
-        _USERS.c.local_id_is_int.label("member_local_id_is_int"),
-        _USERS.c.name.label("member_name"),
-        _MEMBER_PLATFORMS.c.name.label("member_platform_name"),
-        _MEMBER_PLATFORMS.c.enabled.label("member_platform_enabled"),
-        _MEMBER_PLATFORMS.c.wants_recipients.label("member_platform_wants_recipients"),
-    )
-    .join_from(_ROOMS, _PLATFORMS, _ROOMS.c.platform_id == _PLATFORMS.c.id)
-    .outerjoin(_MEMBERS, _MEMBERS.c.room_id == _ROOMS.c.id)
-    .outerjoin(_USERS, _MEMBERS.c.user_id == _USERS.c.id)
-    .outerjoin(_MEMBER_PLATFORMS, _USERS.c.platform_id == _MEMBER_PLATFORMS.c.id)
-    .where(_PLATFORMS.c.name_key == bindparam("name_key"), _ROOMS.c.local_id == bindparam("local"))
-    .order_by(_USERS.c.id)
+# than running it on this path. The room with its origin platform, one row per member (LEFT
+# JOINs: a room may have none); every message reads it, so it runs on the plain cursor.
+_ROOM_WITH_MEMBERS = PlainStatement(
+    "SELECT r.id, r.platform_id, r.local_id, r.local_id_is_int, r.type,"
+    " p.name, p.enabled, p.wants_recipients,"
+    " u.id, u.platform_id, u.local_id, u.local_id_is_int, u.name,"
+    " mp.name, mp.enabled, mp.wants_recipients"
+    f" FROM {_ROOMS.name} r JOIN {_PLATFORMS.name} p ON r.platform_id = p.id"
+    f" LEFT JOIN {_MEMBERS.name} m ON m.room_id = r.id"
+    f" LEFT JOIN {_USERS.name} u ON m.user_id = u.id"
+    f" LEFT JOIN {_PLATFORMS.name} mp ON u.platform_id = mp.id"
+    " WHERE p.name_key = ? AND r.local_id = ? ORDER BY u.id"
 )
 _PLATFORM_NAME = select(_PLATFORMS.c.name).where(_PLATFORMS.c.name_key == bindparam("name_key"))
 _USER = select(_USERS.c.id, _USERS.c.local_id, _USERS.c.local_id_is_int, _USERS.c.name).where(
@@ -141,39 +126,35 @@ def load_room(db: Session | Connection, platform_name: str, local_id: int | str)
     lock_directory(connection)  # before reading who exists: see outbox.lock_directory
     text, _ = local_id_key(local_id)
     name_key = platform_name.lower()
-    rows = connection.execute(_ROOM_WITH_MEMBERS, {"name_key": name_key, "local": text}).all()
+    rows = fetch(connection, _ROOM_WITH_MEMBERS, (name_key, text))
     if not rows:
         known = connection.execute(_PLATFORM_NAME, {"name_key": name_key}).scalar()
         if known is None:
             raise NotFound(f"unknown platform {platform_name!r}")
         raise NotFound(f"unknown room {global_id(known, local_id)}")
-    room = rows[0]
-    members = [r for r in rows if r.member_id is not None]
+    room_id, origin_id, room_local, room_local_is_int, room_type = rows[0][:5]
+    origin_name, origin_enabled, origin_wants = rows[0][5:8]
     platforms: dict[int, ReceiverView] = {}
-    if room.enabled:
-        origin = ReceiverView(room.platform_id, room.name, room.wants_recipients)
-        platforms[room.platform_id] = origin
-    for m in members:
-        if m.member_platform_enabled:
-            platforms[m.member_platform_id] = ReceiverView(
-                m.member_platform_id, m.member_platform_name, m.member_platform_wants_recipients
-            )
+    if origin_enabled:
+        platforms[origin_id] = ReceiverView(origin_id, origin_name, bool(origin_wants))
+    members = []
+    for user_id, platform_id, local, local_is_int, name, p_name, p_enabled, p_wants in (
+        row[8:] for row in rows
+    ):
+        if user_id is None:  # a room without members
+            continue
+        members.append(
+            MemberView(user_id, platform_id, local_id_value(local, local_is_int), local, name)
+        )
+        if p_enabled:
+            platforms[platform_id] = ReceiverView(platform_id, p_name, bool(p_wants))
     return RoomView(
-        id=room.id,
-        platform_id=room.platform_id,
-        platform_name=room.name,
-        local_value=local_id_value(room.local_id, room.local_id_is_int),
-        is_public=room.type == "public",
-        members=tuple(
-            MemberView(
-                m.member_id,
-                m.member_platform_id,
-                local_id_value(m.member_local_id, m.member_local_id_is_int),
-                m.member_local_id,
-                m.member_name,
-            )
-            for m in members
-        ),
+        id=room_id,
+        platform_id=origin_id,
+        platform_name=origin_name,
+        local_value=local_id_value(room_local, room_local_is_int),
+        is_public=room_type == "public",
+        members=tuple(members),
         member_platforms=tuple(platforms[key] for key in sorted(platforms)),
     )
 

@@ -7,6 +7,7 @@ layer can wake their delivery workers once the transaction has committed.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.db import WAKE_KEY
 from hub.models import EventKind, EventStatus, Health, OutboxEvent, Platform, utcnow
+from hub.plain_sql import PlainStatement, execute_many, fetch, stored_time
 
 
 def new_event_id() -> str:
@@ -69,13 +71,26 @@ def _reserve_seqs(session: Session, platform_id: int, count: int) -> int:
 _PLATFORMS = Platform.__table__
 _EVENTS = OutboxEvent.__table__
 # Statements of the hot paths, built once (building them cost more than running them).
-_NEXT_SEQ_EACH = (
-    update(_PLATFORMS)
-    .where(_PLATFORMS.c.id.in_(bindparam("ids", expanding=True)))
-    .values(last_seq=_PLATFORMS.c.last_seq + 1)
-    .returning(_PLATFORMS.c.id, _PLATFORMS.c.last_seq)
-)
 _INSERT_EVENTS = _EVENTS.insert()
+# A message's fan-out runs on the plain cursor (hub/plain_sql.py): every message takes them.
+_NEXT_SEQ = PlainStatement(
+    f"UPDATE {_PLATFORMS.name} SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq"
+)
+_INSERT_EVENT = PlainStatement(
+    f"INSERT INTO {_EVENTS.name} (event_id, platform_id, seq, kind, payload, message_id,"
+    " status, attempts, created_at, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+)
+
+
+@functools.cache
+def _next_seq_each(count: int) -> PlainStatement:
+    marks = ", ".join("?" * count)
+    return PlainStatement(
+        f"UPDATE {_PLATFORMS.name} SET last_seq = last_seq + 1 WHERE id IN ({marks})"
+        " RETURNING id, last_seq"
+    )
+
+
 _PENDING_AFTER = (
     select(
         _EVENTS.c.id,
@@ -119,15 +134,13 @@ _MARK_DELIVERED = (
 )
 
 
-def _reserve_one_each(
-    session: Session, connection: Connection, platform_ids: list[int]
-) -> dict[int, int]:
+def _reserve_one_each(connection: Connection, platform_ids: list[int]) -> dict[int, int]:
     """Take the next seq of each platform's stream; return them by platform id."""
     if connection.dialect.name != "sqlite":
         # One row lock at a time, in the order given: concurrent fan-outs lock in one order.
-        return {pid: _reserve_seqs(session, pid, 1) for pid in platform_ids}
+        return {pid: fetch(connection, _NEXT_SEQ, (pid,))[0][0] for pid in platform_ids}
     # SQLite has one writer at a time: one statement for all of them.
-    return dict(connection.execute(_NEXT_SEQ_EACH, {"ids": platform_ids}).all())
+    return dict(fetch(connection, _next_seq_each(len(platform_ids)), platform_ids))
 
 
 def _event_row(
@@ -182,13 +195,24 @@ def enqueue_each(
     if not events:
         return
     connection = connection or session.connection()
-    seqs = _reserve_one_each(session, connection, [platform_id for platform_id, _ in events])
-    now = utcnow()
+    seqs = _reserve_one_each(connection, [platform_id for platform_id, _ in events])
+    now = stored_time(connection, utcnow())
+    kind_value, pending = kind.value, EventStatus.PENDING.value  # psycopg sends Enum names
     rows = [
-        _event_row(platform_id, seqs[platform_id], kind, payload, message_id, now)
-        for platform_id, payload in events
+        (
+            new_event_id(),
+            pid,
+            seqs[pid],
+            kind_value,
+            encode_payload(payload),
+            message_id,
+            pending,
+            now,  # created_at
+            now,  # queued_at
+        )
+        for pid, payload in events
     ]
-    connection.execute(_INSERT_EVENTS, rows)
+    execute_many(connection, _INSERT_EVENT, rows)
     session.info.setdefault(WAKE_KEY, set()).update(platform_id for platform_id, _ in events)
 
 
