@@ -1,9 +1,11 @@
 """Delivery benchmark of the hub: throughput, direct-posting limit, latency, replay, memory.
 
 It starts everything itself in a temporary directory: three fast receiving platforms A, B and C
-(``bench/receiver.py``, one process each), and the hub under gunicorn (gthread, 1 worker,
-16 threads) on a fresh SQLite database. Users 1 on A, B and C share a private room created by A;
-every message A posts goes to B and C (2 events per message).
+(``bench/receiver.py``, one process each), and the hub on a fresh SQLite database: gunicorn
+(gthread, 1 worker, 16 threads) with HUB_DELIVERY=off and ``flask hub deliver`` beside it, the
+README's layout for throughput (``--no-delivery-process``: delivery inside the gunicorn worker).
+Users 1 on A, B and C share a private room created by A; every message A posts goes to B and C
+(2 events per message).
 
 Phases (each checks that nothing is lost, duplicated or out of order, per receiver):
 
@@ -22,7 +24,8 @@ Phases (each checks that nothing is lost, duplicated or out of order, per receiv
 A table of CPU use per phase (hub, benchmark, rest of the machine, steal) tells whether
 something else running on the machine lowered the figures.
 
-The hub's process tree is sampled every 0.2 s (psutil) for its peak RSS.
+The hub's processes (gunicorn's tree and the delivery process) are sampled every 0.2 s
+(psutil) for their peak RSS, together.
 
     .venv/bin/python bench/bench_delivery.py            # full run, ~2.5-3.5 minutes
     .venv/bin/python bench/bench_delivery.py --quick    # ~30 s smoke run
@@ -1395,9 +1398,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument(
         "--delivery-process",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="run gunicorn with HUB_DELIVERY=off and `flask hub deliver` beside it, as the"
-        " README's throughput layout (off: delivery inside the gunicorn worker)",
+        default=True,
+        help="run gunicorn with HUB_DELIVERY=off and `flask hub deliver` beside it, the"
+        " README's layout for throughput (on); --no-delivery-process: delivery inside the"
+        " gunicorn worker",
     )
     run.add_argument(
         "--hub-env",

@@ -21,6 +21,7 @@ from hub.scheduler import SyncScheduler
 from hub.sockets import SocketRegistry
 from hub.stream_keeper import StreamKeeper
 from hub.stream_watcher import StreamWatcher
+from hub.wake_socket import WakeSocket, wake_folder
 
 log = logging.getLogger("hub")
 
@@ -38,24 +39,44 @@ class Hub:
     sockets: SocketRegistry = field(default_factory=SocketRegistry)
     stream_keeper: StreamKeeper = field(init=False)
     watcher: StreamWatcher = field(init=False)
+    # SQLite: other processes on this machine are told of each commit at once (None: PostgreSQL).
+    wake_socket: WakeSocket | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.stream_keeper = StreamKeeper(
             self.db, self.notifier, self.config["HUB_LEASE_SECONDS"], f"{self.dispatcher.owner}/ws-"
         )
         self.watcher = StreamWatcher(self.db, self.config["HUB_WAKE_INTERVAL"], self.wake)
+        database_file = self.db.engine.url.database if self.db.is_sqlite else None
+        in_a_file = database_file not in (None, "", ":memory:")
+        self.wake_socket = WakeSocket(wake_folder(database_file), self.wake) if in_a_file else None
+
+    def listen_to_other_processes(self) -> None:
+        """Be woken for events that other hub processes commit (socket pushers, long polls and
+        delivery workers of this process wait for them)."""
+        self.watcher.start()
+        if self.wake_socket is not None:
+            self.wake_socket.start()
 
     def start_delivery(self) -> None:
         """Run this process's delivery workers, woken also for other processes' events."""
         self.dispatcher.start()
-        self.watcher.start()
+        self.listen_to_other_processes()
 
     def wake(self, platform_ids: set[int]) -> None:
         """Tell delivery workers, socket pushers and long polls that these streams have news."""
         self.dispatcher.wake(platform_ids)
         self.notifier.notify(platform_ids)
 
+    def committed(self, platform_ids: set[int]) -> None:
+        """Events were committed here: wake this process, and tell the others."""
+        self.wake(platform_ids)
+        if self.wake_socket is not None:
+            self.wake_socket.send(platform_ids)
+
     def close(self) -> None:
+        if self.wake_socket is not None:
+            self.wake_socket.stop()
         self.watcher.stop()
         self.scheduler.stop()
         self.sockets.close_all()
@@ -99,7 +120,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     metrics = HubMetrics(db)
     dispatcher = Dispatcher(db, config, metrics)
     hub = Hub(config, db, metrics, dispatcher, SyncScheduler(db, config))
-    db.on_wake = hub.wake
+    db.on_wake = hub.committed
     app.extensions["hub"] = hub
 
     register_api(app)
@@ -113,8 +134,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         hub.scheduler.start()
         atexit.register(hub.scheduler.stop)
     if serving:  # socket pushers and long polls need it too, with or without delivery
-        hub.watcher.start()
+        hub.listen_to_other_processes()
         atexit.register(hub.watcher.stop)
+        if hub.wake_socket is not None:
+            atexit.register(hub.wake_socket.stop)
     if serving and config["HUB_DELIVERY"]:
         dispatcher.start()
         atexit.register(dispatcher.stop)

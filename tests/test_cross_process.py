@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import sys
 import threading
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from hub import db as hub_db
 from hub.db import Database
 from hub.models import Platform
+from hub.wake_socket import WakeSocket
 from tests.hub_process import HubProcess
 from tests.support.loopback_platform import wait_for
 
@@ -153,3 +155,37 @@ def _waiting_polls(hub: Any) -> int:
             .select_from(Platform)
             .where(Platform.name == "P", Platform.last_success_at.is_not(None))
         ).scalar_one()
+
+
+def test_a_wake_datagram_reaches_the_other_process_inbox(tmp_path) -> None:
+    folder = tmp_path / "wake"
+    woken: list[set[int]] = []
+    inbox = WakeSocket(folder, woken.append)
+    sender = WakeSocket(folder, lambda ids: None)  # a process that only commits (the CLI)
+    assert inbox.start()
+    try:
+        sender.send({3, 1})
+        wait_for(lambda: woken == [{1, 3}], timeout=5, message="the inbox was woken")
+    finally:
+        inbox.stop()
+        sender.stop()
+    assert not folder.exists()  # the last inbox leaves no file behind
+
+
+def test_a_dead_process_socket_is_removed_and_the_others_still_woken(tmp_path) -> None:
+    folder = tmp_path / "wake"
+    folder.mkdir()
+    crashed = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    crashed.bind(str(folder / "1-dead.sock"))
+    crashed.close()  # its file stays, as after a SIGKILL
+    woken: list[set[int]] = []
+    inbox = WakeSocket(folder, woken.append)
+    sender = WakeSocket(folder, lambda ids: None)
+    assert inbox.start()
+    try:
+        sender.send({7})
+        wait_for(lambda: woken == [{7}], timeout=5, message="the live inbox was woken")
+        assert not (folder / "1-dead.sock").exists()
+    finally:
+        inbox.stop()
+        sender.stop()

@@ -37,8 +37,9 @@ def deliver() -> None:
 
     Start the web server with HUB_DELIVERY=off (e.g. `HUB_DELIVERY=off gunicorn ... wsgi:app`)
     and this command beside it with the same HUB_DATABASE_URL. It delivers every rest
-    platform's stream, in order, and picks up events the web server commits within
-    HUB_WAKE_INTERVAL seconds. Several may run: each stream is owned by one process at a time.
+    platform's stream, in order. On SQLite the web server tells it of each commit at once (a
+    Unix datagram); on PostgreSQL it looks for new events every HUB_WAKE_INTERVAL seconds.
+    Several may run: each stream is owned by one process at a time.
     On stopping it records what was sent and hands the streams back.
     """
     hub = hub_of()
@@ -53,13 +54,17 @@ def deliver() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     url = hub.db.engine.url.render_as_string(hide_password=True)
+    woken = "woken by a datagram for each commit on this machine, and " if hub.wake_socket else ""
     click.echo(
         f"delivering to {_pushing_platforms(hub)} rest platforms from {url}"
-        f" (new events looked for every {hub.config['HUB_WAKE_INTERVAL']} s); Ctrl-C to stop"
+        f" ({woken}looking for new events every {hub.config['HUB_WAKE_INTERVAL']} s);"
+        " Ctrl-C to stop"
     )
     hub.start_delivery()
     while not stopping.wait(1.0):
         pass
+    if hub.wake_socket is not None:
+        hub.wake_socket.stop()
     hub.watcher.stop()
     hub.dispatcher.stop()
     click.echo("delivery stopped; streams handed back")

@@ -1,0 +1,136 @@
+"""Tell the other hub processes on this machine at once which streams got events (SQLite).
+
+Every process of a SQLite hub runs on the machine that holds the file, so after each commit that
+queued events the process sends one datagram with the platform ids to every other process's
+Unix socket, in a folder named after the database file (under the temporary folder: socket
+paths are short). A process's inbox wakes its own workers, socket pushers and long polls. Sending
+never blocks and never fails a request: a socket whose process is gone is removed, a full one is
+skipped, and the stream watcher's poll (``HUB_WAKE_INTERVAL``) catches whatever a datagram
+missed. PostgreSQL hubs may span machines: they rely on the watcher alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LIST_EVERY = 1.0  # seconds between re-reads of the folder (processes come and go)
+MAX_DATAGRAM = 8192
+
+
+def wake_folder(database_file: str) -> Path:
+    """The folder of the sockets of every process using this SQLite file."""
+    digest = hashlib.sha256(os.path.abspath(database_file).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"hub-wake-{digest}"
+
+
+def encode(platform_ids: Iterable[int]) -> bytes:
+    return ",".join(str(pid) for pid in sorted(platform_ids)).encode()
+
+
+def decode(data: bytes) -> set[int]:
+    return {int(part) for part in data.split(b",") if part.strip().isdigit()}
+
+
+class WakeSocket:
+    """This process's inbox in the folder, and the sender to the other processes' inboxes."""
+
+    def __init__(self, folder: Path, wake: Callable[[set[int]], None]) -> None:
+        self.folder = folder
+        self.wake = wake
+        self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+        self._inbox: socket.socket | None = None
+        self._outbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._outbox.setblocking(False)
+        self._peers: list[str] = []
+        self._listed_at = 0.0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Open the inbox and start reading it; False (logged) if the folder is unusable."""
+        try:
+            self.folder.mkdir(mode=0o700, exist_ok=True)
+            inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            inbox.bind(str(self.path))
+            inbox.settimeout(1.0)  # so that stop() is seen
+        except OSError as exc:
+            log.warning("no wake socket in %s (%s); other processes poll instead", self.folder, exc)
+            return False
+        self._inbox = inbox
+        self._thread = threading.Thread(target=self._read, name="wake-socket", daemon=True)
+        self._thread.start()
+        return True
+
+    def _read(self) -> None:
+        while (inbox := self._inbox) is not None:
+            try:
+                data = inbox.recv(MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            except OSError:  # closed by stop()
+                return
+            ids = decode(data)
+            if ids:
+                try:
+                    self.wake(ids)
+                except Exception:
+                    log.exception("waking for another process's events failed")
+
+    def _current_peers(self) -> list[str]:
+        now = time.monotonic()
+        if now - self._listed_at > LIST_EVERY:
+            try:
+                names = os.listdir(self.folder)
+            except OSError:
+                names = []
+            own = self.path.name
+            self._peers = [str(self.folder / n) for n in names if n.endswith(".sock") and n != own]
+            self._listed_at = now
+        return self._peers
+
+    def send(self, platform_ids: Iterable[int]) -> None:
+        """Tell every other process; never blocks, never raises."""
+        data = encode(platform_ids)
+        with self._lock:
+            if self._outbox.fileno() < 0:  # stopped
+                return
+            for peer in list(self._current_peers()):
+                try:
+                    self._outbox.sendto(data, peer)
+                except BlockingIOError:
+                    pass  # its inbox is full: it is busy reading, the watcher covers it
+                except (ConnectionRefusedError, FileNotFoundError):
+                    self._peers.remove(peer)  # its process is gone (a crash leaves the file)
+                    with contextlib.suppress(OSError):
+                        os.unlink(peer)
+                except OSError:
+                    log.debug("wake datagram to %s failed", peer, exc_info=True)
+
+    def stop(self) -> None:
+        """Close the inbox (removing its file, and the folder once empty); sending stops too."""
+        inbox, self._inbox = self._inbox, None
+        if inbox is not None:  # an empty datagram ends the reader's wait at once
+            with contextlib.suppress(OSError):
+                self._outbox.sendto(b"", str(self.path))
+        if self._thread is not None:
+            self._thread.join(2)
+        if inbox is not None:
+            inbox.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
+        with self._lock:
+            self._outbox.close()
