@@ -24,8 +24,8 @@ from hub.sockets import CLOSE_REPLACED, SocketConnection
 CLOSE_INTERNAL = 1011  # RFC 6455: the server met an unexpected condition
 CLOSE_TRY_AGAIN = 1013  # RFC 6455: try again later
 PUSH_ATTEMPTS = 5
-# A pusher is woken by the notifier (this process) or the keeper (other processes); this only
-# bounds how long a missed wake-up could hold events back.
+# A pusher is woken by the notifier: at once for this process's commits, and through the wake
+# socket and stream watcher for other processes'; this only bounds a missed wake-up.
 IDLE_RECHECK_SECONDS = 60.0
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ class SocketSession:
 
     def _push_until_closed(self) -> None:
         """One read per wake: everything pending after the last frame sent, up to a batch.
-        Commits of this process wake it through the notifier; the keeper wakes it for events
-        committed by another process."""
+        The notifier wakes it for commits of this process and, through the wake socket and the
+        stream watcher, of other processes."""
         notifier, reader = self.hub.notifier, self.hub.stream_keeper.reader
         batch = self.hub.config["HUB_DELIVERY_BATCH"]
         while not self.connection.closed.is_set():

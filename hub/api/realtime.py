@@ -52,7 +52,9 @@ def bus(data: dict[str, Any]) -> dict[str, Any]:
         outbox.mark_up(session, platform.id)
     limit = hub.config["HUB_POLL_TIMEOUT"]
     deadline = time.monotonic() + min(data.get("timeout", limit), limit)
-    recheck = hub.config["HUB_DELIVERY_POLL_INTERVAL"] * 5  # work queued by another process
+    # The notifier wakes it for this process's events and, through the wake socket and the
+    # stream watcher, for other processes'; this re-check is only a safety net.
+    recheck = hub.config["HUB_DELIVERY_POLL_INTERVAL"] * 5
     while True:
         seen = hub.notifier.version(platform.id)
         with hub.db.read() as session:
