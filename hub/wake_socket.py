@@ -2,11 +2,12 @@
 
 Every process of a SQLite hub runs on the machine that holds the file, so after each commit that
 queued events the process sends one datagram with the platform ids to every other process's
-Unix socket, in a folder named after the database file (under the temporary folder: socket
-paths are short). A process's inbox wakes its own workers, socket pushers and long polls. Sending
-never blocks and never fails a request: a socket whose process is gone is removed, a full one is
-skipped, and the stream watcher's poll (``HUB_WAKE_INTERVAL``) catches whatever a datagram
-missed. PostgreSQL hubs may span machines: they rely on the watcher alone.
+Unix socket, in the folder ``<database file>.wake`` beside it (or, when that path is too long
+for a socket's address, in a folder named after it under the temporary folder). A process's
+inbox wakes its own workers, socket pushers and long polls. Sending never blocks and never
+fails a request: a socket whose process is gone is removed, a full one is skipped, and the
+stream watcher's poll (``HUB_WAKE_INTERVAL``) catches whatever a datagram missed. PostgreSQL
+hubs may span machines: they rely on the watcher alone.
 """
 
 from __future__ import annotations
@@ -27,11 +28,17 @@ log = logging.getLogger(__name__)
 
 LIST_EVERY = 1.0  # seconds between re-reads of the folder (processes come and go)
 MAX_DATAGRAM = 8192
+MAX_SOCKET_PATH = 107  # Linux's sun_path holds 108 bytes with the final NUL
+SOCKET_NAME = len("/4194304-0123abcd.sock")  # the longest pid, a separator, 8 hex digits
 
 
 def wake_folder(database_file: str) -> Path:
     """The folder of the sockets of every process using this SQLite file."""
-    digest = hashlib.sha256(os.path.abspath(database_file).encode()).hexdigest()[:16]
+    path = os.path.abspath(database_file)
+    beside = Path(path + ".wake")
+    if len(os.fsencode(beside)) + SOCKET_NAME <= MAX_SOCKET_PATH:
+        return beside
+    digest = hashlib.sha256(path.encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"hub-wake-{digest}"
 
 

@@ -6,8 +6,10 @@ import json
 import socket
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from hub import db as hub_db
 from hub.db import Database
 from hub.models import Platform
-from hub.wake_socket import WakeSocket
+from hub.wake_socket import WakeSocket, wake_folder
 from tests.hub_process import HubProcess
 from tests.support.loopback_platform import wait_for
 
@@ -189,3 +191,11 @@ def test_a_dead_process_socket_is_removed_and_the_others_still_woken(tmp_path) -
     finally:
         inbox.stop()
         sender.stop()
+
+
+def test_the_wake_folder_is_beside_the_database_unless_its_path_is_too_long(tmp_path) -> None:
+    assert wake_folder(str(tmp_path / "hub.sqlite3")) == tmp_path / "hub.sqlite3.wake"
+    deep = tmp_path / ("d" * 80) / "hub.sqlite3"
+    folder = wake_folder(str(deep))
+    assert folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("hub-wake-")
+    assert folder == wake_folder(str(deep))  # every process of that file finds the same one
