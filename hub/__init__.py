@@ -44,7 +44,7 @@ class Hub:
 
     def __post_init__(self) -> None:
         self.stream_keeper = StreamKeeper(
-            self.db, self.notifier, self.config["HUB_LEASE_SECONDS"], f"{self.dispatcher.owner}/ws-"
+            self.db, self.config["HUB_LEASE_SECONDS"], f"{self.dispatcher.owner}/ws-"
         )
         self.watcher = StreamWatcher(self.db, self.config["HUB_WAKE_INTERVAL"], self.wake)
         database_file = self.db.engine.url.database if self.db.is_sqlite else None

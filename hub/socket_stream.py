@@ -41,7 +41,6 @@ class SocketSession:
         self.platform_id = platform.id
         self.owner = f"{hub.dispatcher.owner}/ws-{uuid.uuid4().hex[:6]}"
         self.last_sent = 0
-        self.known_seq = 0  # the stream's last seq the pusher knows of (see StreamKeeper.renew)
         self.lease_seconds = hub.config["HUB_LEASE_SECONDS"]
 
     def run(self, receive: Any) -> None:
@@ -51,9 +50,7 @@ class SocketSession:
         try:
             with self.hub.db.write() as session:
                 outbox.ack_through_each(session, acks)
-                self.known_seq = stream_keeper.take_stream(
-                    session, self.platform_id, self.owner, self.lease_seconds
-                )
+                stream_keeper.take_stream(session, self.platform_id, self.owner, self.lease_seconds)
                 outbox.mark_up(session, self.platform_id)
         except Exception:  # after the 101 answer: close the socket, never answer HTTP on it
             keeper.restore(acks)

@@ -9,9 +9,9 @@ the last interval: those events are sent again with the same ids, which at-least
 Leases. Each session owns its platform's stream under an owner id ``<process owner>/ws-xxxxxx``.
 The same thread renews every one of them with one UPDATE every ``HUB_LEASE_SECONDS / 3``. A
 session whose owner that UPDATE no longer finds was replaced (a socket of the same platform in
-another process took the stream): it is told with ``lease_lost()``. The UPDATE also returns each
-stream's last seq, so that events committed by another process wake the pusher; events committed
-by this process wake it at once through the notifier.
+another process took the stream): it is told with ``lease_lost()``. Pushers are woken through
+the notifier: by this process's commits, and by the wake socket and the stream watcher for
+other processes' (``hub/wake_socket.py``, ``hub/stream_watcher.py``).
 
 Reads. Pushers read their batches through ``StreamReader``, plain cursors on a few connections.
 """
@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 from hub import outbox
 from hub.db import Database
 from hub.models import Health, Platform, utcnow
-from hub.notifier import StreamNotifier
 from hub.stream_reader import StreamReader
 
 ACK_FLUSH_SECONDS = 0.025  # how long acks gather before one transaction writes them all
@@ -42,18 +41,13 @@ log = logging.getLogger(__name__)
 _platforms = Platform.__table__
 
 
-def take_stream(session: Session, platform_id: int, owner: str, seconds: float) -> int:
+def take_stream(session: Session, platform_id: int, owner: str, seconds: float) -> None:
     """Own a platform's stream now, whoever owned it (a new socket takes over from an older
-    one); return the stream's last seq: everything up to it is committed and readable."""
-    return (
-        session.connection()
-        .execute(
-            update(_platforms)
-            .where(_platforms.c.id == platform_id)
-            .values(lease_owner=owner, lease_until=utcnow() + timedelta(seconds=seconds))
-            .returning(_platforms.c.last_seq)
-        )
-        .scalar_one()
+    one)."""
+    session.connection().execute(
+        update(_platforms)
+        .where(_platforms.c.id == platform_id)
+        .values(lease_owner=owner, lease_until=utcnow() + timedelta(seconds=seconds))
     )
 
 
@@ -70,15 +64,15 @@ def release_stream(session: Session, platform_id: int, owner: str, reason: str) 
     )
 
 
-def renew_streams(session: Session, owner_prefix: str, seconds: float) -> dict[str, int]:
-    """Extend every lease whose owner starts with ``owner_prefix``; return owner -> last seq."""
+def renew_streams(session: Session, owner_prefix: str, seconds: float) -> set[str]:
+    """Extend every lease whose owner starts with ``owner_prefix``; return those owners."""
     rows = session.connection().execute(
         update(_platforms)
         .where(_platforms.c.lease_owner.startswith(owner_prefix, autoescape=True))
         .values(lease_until=utcnow() + timedelta(seconds=seconds))
-        .returning(_platforms.c.lease_owner, _platforms.c.last_seq)
+        .returning(_platforms.c.lease_owner)
     )
-    return {owner: last_seq for owner, last_seq in rows}
+    return set(rows.scalars())
 
 
 class StreamMember(Protocol):
@@ -86,7 +80,6 @@ class StreamMember(Protocol):
 
     owner: str
     platform_id: int
-    known_seq: int
 
     def lease_lost(self) -> None: ...
 
@@ -94,11 +87,8 @@ class StreamMember(Protocol):
 class StreamKeeper:
     """One thread per process: flush the sessions' acks, renew their leases, see takeovers."""
 
-    def __init__(
-        self, db: Database, notifier: StreamNotifier, lease_seconds: float, owner_prefix: str
-    ) -> None:
+    def __init__(self, db: Database, lease_seconds: float, owner_prefix: str) -> None:
         self.db = db
-        self.notifier = notifier
         self.lease_seconds = lease_seconds
         self.renew_every = lease_seconds / 3
         self.owner_prefix = owner_prefix
@@ -161,24 +151,16 @@ class StreamKeeper:
             self._members.pop(member.owner, None)
 
     def renew(self) -> None:
-        """Renew all leases in one statement; tell the sessions that lost theirs; wake the
-        pushers of streams that got events from another process."""
+        """Renew all leases in one statement; tell the sessions that lost theirs."""
         with self._lock:
             members = list(self._members.values())
         if not members:
             return
         with self.db.write() as session:
             held = renew_streams(session, self.owner_prefix, self.lease_seconds)
-        news = []
         for member in members:
-            last_seq = held.get(member.owner)
-            if last_seq is None:
+            if member.owner not in held:
                 member.lease_lost()
-            elif last_seq > member.known_seq:
-                member.known_seq = last_seq
-                news.append(member.platform_id)
-        if news:
-            self.notifier.notify(news)
 
     def _run(self) -> None:
         next_renewal = time.monotonic() + self.renew_every

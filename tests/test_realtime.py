@@ -437,6 +437,9 @@ def test_events_committed_by_another_process_reach_the_socket(rt_short_lease: Re
             outbox.enqueue(session, w1, EventKind.NOTIFICATION, [{"title": "from elsewhere"}])
     finally:
         other.dispose()
+    committed = time.monotonic()
     frame = frames(ws, 1)[0]
     assert frame["event"] == "notification" and frame["data"]["title"] == "from elsewhere"
+    # The stream watcher looks every 10 ms; without it the pusher's own re-check takes 60 s.
+    assert time.monotonic() - committed < 5, "the pusher was not woken for the other's event"
     ws.close()
