@@ -15,6 +15,12 @@ ADAPTERS: dict[str, type[Adapter]] = {
 }
 
 
+def transports(pushing: bool) -> list[str]:
+    """The transports whose streams the hub pushes (a delivery worker each), or the others
+    (their platforms pull: WebSocket, long polling)."""
+    return [name for name, cls in ADAPTERS.items() if cls.pushes == pushing]
+
+
 def adapter_for(target: PlatformTarget, timeout: float) -> Adapter:
     """Return the adapter of the platform's transport."""
     try:
@@ -34,4 +40,5 @@ __all__ = [
     "Retryable",
     "Unsupported",
     "adapter_for",
+    "transports",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adapters import ADAPTERS
+from adapters import transports
 from hub import idempotency, outbox
 from hub.db import Database
 from hub.delivery import PlatformWorker, target_of
@@ -81,12 +81,11 @@ class Dispatcher:
     def _expire_pulled_streams(self, session: Any) -> None:
         """Dead-letter what a websocket or poll platform has not taken within the maximum age."""
         cutoff = utcnow() - timedelta(seconds=self.policy.dead_letter_after)
-        pulling = [name for name, cls in ADAPTERS.items() if not cls.pushes]
-        pulling_ids = select(Platform.id).where(Platform.transport.in_(pulling))
+        pulling_ids = select(Platform.id).where(Platform.transport.in_(transports(pushing=False)))
         outbox.dead_letter_expired(session, pulling_ids, cutoff, "not taken by the platform")
 
     def _sync_workers(self) -> None:
-        pushing = [name for name, cls in ADAPTERS.items() if cls.pushes]
+        pushing = transports(pushing=True)
         with self.db.read() as session:
             self._pulled = frozenset(
                 session.execute(

@@ -15,18 +15,17 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from adapters import ADAPTERS
+from adapters import transports
 from hub.cli.output import hub_of
 from hub.models import Platform
 
 
 def _pushing_platforms(hub: Any) -> int:
-    pushing = [name for name, cls in ADAPTERS.items() if cls.pushes]
     with hub.db.read() as session:
         return session.execute(
             select(func.count())
             .select_from(Platform)
-            .where(Platform.enabled.is_(True), Platform.transport.in_(pushing))
+            .where(Platform.enabled.is_(True), Platform.transport.in_(transports(pushing=True)))
         ).scalar_one()
 
 
@@ -63,10 +62,7 @@ def deliver() -> None:
     hub.start_delivery()
     while not stopping.wait(1.0):
         pass
-    if hub.wake_socket is not None:
-        hub.wake_socket.stop()
-    hub.watcher.stop()
-    hub.dispatcher.stop()
+    hub.close()  # records what was sent, hands the leases back, closes the database
     click.echo("delivery stopped; streams handed back")
 
 
