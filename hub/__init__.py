@@ -46,7 +46,12 @@ class Hub:
         self.stream_keeper = StreamKeeper(
             self.db, self.config["HUB_LEASE_SECONDS"], f"{self.dispatcher.owner}/ws-"
         )
-        self.watcher = StreamWatcher(self.db, self.config["HUB_WAKE_INTERVAL"], self.wake)
+        self.watcher = StreamWatcher(
+            self.db,
+            self.config["HUB_WAKE_INTERVAL"],
+            self.wake,
+            leases_moved=self.stream_keeper.leases_moved,
+        )
         database_file = self.db.engine.url.database if self.db.is_sqlite else None
         in_a_file = database_file not in (None, "", ":memory:")
         self.wake_socket = WakeSocket(wake_folder(database_file), self.wake) if in_a_file else None

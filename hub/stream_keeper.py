@@ -9,9 +9,11 @@ the last interval: those events are sent again with the same ids, which at-least
 Leases. Each session owns its platform's stream under an owner id ``<process owner>/ws-xxxxxx``.
 The same thread renews every one of them with one UPDATE every ``HUB_LEASE_SECONDS / 3``. A
 session whose owner that UPDATE no longer finds was replaced (a socket of the same platform in
-another process took the stream): it is told with ``lease_lost()``. Pushers are woken through
-the notifier: by this process's commits, and by the wake socket and the stream watcher for
-other processes' (``hub/wake_socket.py``, ``hub/stream_watcher.py``).
+another process took the stream): it is told with ``lease_lost()``. The stream watcher sees such
+a takeover within ``HUB_WAKE_INTERVAL`` and asks for a renewal at once (``leases_moved``), so
+the replaced socket is closed then, not up to ``HUB_LEASE_SECONDS / 3`` later. Pushers are
+woken through the notifier: by this process's commits, and by the wake socket and the stream
+watcher for other processes' (``hub/wake_socket.py``, ``hub/stream_watcher.py``).
 
 Reads. Pushers read their batches through ``StreamReader``, plain cursors on a few connections.
 """
@@ -98,6 +100,7 @@ class StreamKeeper:
         self._members: dict[str, StreamMember] = {}
         self._pending = threading.Event()  # an ack waits
         self._full = threading.Event()  # many wait, or stopping: flush now
+        self._renew_now = threading.Event()  # another process took a stream of ours
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -150,6 +153,19 @@ class StreamKeeper:
         with self._lock:
             self._members.pop(member.owner, None)
 
+    def leases_moved(self, owners: dict[int, str | None]) -> None:
+        """The stream watcher saw these streams change owner: if one of this process's sessions
+        is no longer the owner, renew now (the renewal, under the write lock, decides who lost)."""
+        with self._lock:
+            replaced = any(
+                owners.get(m.platform_id, m.owner) not in (m.owner, None)
+                for m in self._members.values()
+            )
+        if replaced:
+            self._renew_now.set()
+            self._pending.set()
+            self._full.set()
+
     def renew(self) -> None:
         """Renew all leases in one statement; tell the sessions that lost theirs."""
         with self._lock:
@@ -171,7 +187,8 @@ class StreamKeeper:
             self._full.clear()
             try:
                 self.flush()
-                if time.monotonic() >= next_renewal:
+                if self._renew_now.is_set() or time.monotonic() >= next_renewal:
+                    self._renew_now.clear()
                     self.renew()
                     next_renewal = time.monotonic() + self.renew_every
             except Exception:

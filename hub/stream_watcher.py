@@ -7,7 +7,9 @@ server beside ``flask hub deliver``, a CLI command) are found by one thread per 
 time, one small query for all platforms, and wakes the streams where either changed: new
 events, or a ``/ping`` served by another process that ended a down platform's wait (its queue
 is replayed at once). The "up" time is set anew by every ``mark_up``, so a platform marked down
-and up again between two looks is not missed.
+and up again between two looks is not missed. The same query reads who owns each stream: a
+WebSocket of a platform that connected to another process takes its stream, and the old socket
+here is closed at once (``leases_moved``) rather than at this process's next lease renewal.
 On SQLite the query is skipped while ``PRAGMA data_version`` says no other connection has
 committed anything.
 """
@@ -25,19 +27,27 @@ from hub.stream_reader import plain_connection
 
 log = logging.getLogger(__name__)
 
-_STREAMS_SQL = f"SELECT id, last_seq, last_success_at FROM {Platform.__table__.name}"
+_STREAMS_SQL = f"SELECT id, last_seq, last_success_at, lease_owner FROM {Platform.__table__.name}"
 RETRY_SECONDS = 1.0  # after a failed read
 
 
 class StreamWatcher:
-    """One thread: wake ``wake(platform_ids)`` for streams with news or a platform back up."""
+    """One thread: wake ``wake(platform_ids)`` for streams with news or a platform back up, and
+    tell ``leases_moved({platform_id: owner})`` of streams whose owner changed."""
 
-    def __init__(self, db: Database, interval: float, wake: Callable[[set[int]], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        interval: float,
+        wake: Callable[[set[int]], None],
+        leases_moved: Callable[[dict[int, str | None]], None] | None = None,
+    ) -> None:
         self.engine = db.read_engine
         self.is_sqlite = db.is_sqlite
         self.interval = interval
         self.wake = wake
-        self._known: dict[int, tuple[int, object]] | None = None
+        self.leases_moved = leases_moved
+        self._known: dict[int, tuple[int, object, str | None]] | None = None
         self._data_version: int | None = None
         self._connection: Any = None
         self._stop = threading.Event()
@@ -64,15 +74,22 @@ class StreamWatcher:
                     return set()
                 self._data_version = version
             cursor.execute(_STREAMS_SQL)
-            current = {pid: (seq, up_at) for pid, seq, up_at in cursor.fetchall()}
+            current = {pid: tuple(state) for pid, *state in cursor.fetchall()}
         finally:
             cursor.close()
         known, self._known = self._known, current
         if known is None:
             return set()
-        moved = {pid for pid, state in current.items() if state != known.get(pid)}
+        moved = {pid for pid, state in current.items() if state[:2] != known.get(pid, ())[:2]}
         if moved:
             self.wake(moved)
+        owners = {
+            pid: state[2]
+            for pid, state in current.items()
+            if pid in known and state[2] != known[pid][2]
+        }
+        if owners and self.leases_moved is not None:
+            self.leases_moved(owners)
         return moved
 
     def _run(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import websocket
 
 from hub import db as hub_db
 from hub.db import Database
@@ -147,6 +148,53 @@ def test_a_long_poll_is_woken_by_an_event_another_process_committed(
         assert answered["at"] - sent_at < 3.0, "the long poll was not woken by the watcher"
     finally:
         server.stop()
+
+
+def test_a_socket_in_another_process_takes_over_at_once(
+    platforms, make_hub, serve, database_url, tmp_path
+) -> None:
+    """W1 connects to a real hub process, then to another hub on the same database. Leases are
+    renewed every 20 s: the first socket closed within seconds is the watcher's doing."""
+    a = platforms("A")
+    entries = [a.registry_entry(), {"name": "W1", "token": "token-W1", "transport": "websocket"}]
+    registry = tmp_path / "platforms.json"
+    registry.write_text(json.dumps(entries))
+    env = {
+        "HUB_DATABASE_URL": database_url,
+        "HUB_PLATFORMS_FILE": str(registry),
+        "HUB_LEASE_SECONDS": "60",
+        "HUB_SCHEDULER": "off",
+    }
+    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
+    other = make_hub(entries=entries, HUB_LEASE_SECONDS=60)
+    url = serve(other.app).replace("http://", "ws://") + "/ws"
+    auth = ["Authorization: Bearer token-W1"]
+    try:
+        first = websocket.create_connection(
+            server.url.replace("http://", "ws://") + "/ws", timeout=10, header=auth
+        )
+        wait_for(lambda: _lease_owner(other, "W1") is not None, message="the first socket's lease")
+        second = websocket.create_connection(url, timeout=10, header=auth)
+        took_over = time.monotonic()
+        while True:  # the hub may push W1's user events first
+            opcode, frame = first.recv_data_frame(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+        assert time.monotonic() - took_over < 3, "the old socket outlived the takeover"
+        assert int.from_bytes(frame.data[:2], "big") == 4000
+        assert frame.data[2:].decode() == "replaced by a newer connection"
+        owner = _lease_owner(other, "W1")
+        assert owner is not None and owner.startswith(other.hub.dispatcher.owner)
+        second.close()
+    finally:
+        server.stop()
+
+
+def _lease_owner(hub: Any, name: str) -> str | None:
+    with hub.hub.db.read() as session:
+        return session.execute(
+            sa.select(Platform.lease_owner).where(Platform.name == name)
+        ).scalar_one()
 
 
 def _waiting_polls(hub: Any) -> int:
