@@ -1,20 +1,23 @@
 """Real-time benchmark of the hub: WebSocket throughput, latency, and 1,000 idle sockets.
 
 Everything runs on this machine, started by the script in a temporary directory: the hub under
-gunicorn (gthread, 1 worker, --threads 1100 --worker-connections 2000) on a fresh SQLite
-database, a fast receiving platform for the REST platform A (``bench/receiver.py``), and the
-WebSocket clients in processes of their own (websocket-client), so that neither the poster nor
-the clients share a GIL with the hub or with each other. Clocks: ``time.time()`` on both sides.
+gunicorn (gthread, --threads 1100 --worker-connections 2000; two workers in phases 1-2, one per
+core, see --hub-workers; one in phase 3) on a fresh SQLite database, a fast receiving platform
+for the REST platform A (``bench/receiver.py``), and the WebSocket clients in processes of their
+own (websocket-client), so that neither the poster nor the clients share a GIL with the hub or
+with each other. The poster uses http.client (``LeanPoster``): it shares the two cores with the
+hub, and requests costs three times its CPU per call. Clocks: ``time.time()`` on both sides.
 
 Phases (targets of issue 3):
 
-1. throughput   A posts up to N messages (``POST /message``, closed loop, several threads with
-                requests.Session; posting stops after --post-seconds) into a private room with
-                W1 and W2, whose clients (one thread each) ack every event; then a second run
-                where they ack cumulatively every 20 events or 100 ms. Rate = messages / (time
-                from the first POST to the last frame received on both sockets). Target >= 600
-                msg/s, nothing lost, duplicated or out of order (texts in the hub's acceptance
-                order, seq strictly increasing), nothing left pending at the hub once acked.
+1. throughput   A posts up to N messages (``POST /message``, closed loop, several threads, one
+                keep-alive connection each; posting stops after --post-seconds) into a private
+                room with W1 and W2, whose clients (one thread each) ack every event; then a
+                second run where they ack cumulatively every 20 events or 100 ms. Rate =
+                messages / (time from the first POST to the last frame received on both
+                sockets). Target >= 600 msg/s, nothing lost, duplicated or out of order
+                (texts in the hub's acceptance order, seq strictly increasing), nothing left
+                pending at the hub once acked.
 2. latency      an open-loop paced sender at 100 msg/s for 10 s: receive time on W1 and W2
                 minus send time, p50/p99/max; target p99 <= 30 ms. Then the same at a lower
                 rate (20 msg/s, 5 s) for reference.
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import http.client as http_client
 import json
 import multiprocessing
 import os
@@ -61,6 +65,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 import requests
@@ -196,11 +201,17 @@ class Receiver:
 
 
 class Hub:
-    """One hub process tree (gunicorn master + 1 gthread worker) on its own SQLite database."""
+    """One hub process tree (gunicorn master + gthread workers) on its own SQLite database."""
 
     def __init__(
-        self, workdir: Path, name: str, entries: list[dict[str, Any]], args: argparse.Namespace
+        self,
+        workdir: Path,
+        name: str,
+        entries: list[dict[str, Any]],
+        args: argparse.Namespace,
+        workers: int = 1,
     ) -> None:
+        self.workers = workers
         self.dir = workdir / name
         self.dir.mkdir()
         self.port = free_port()
@@ -231,7 +242,7 @@ class Hub:
             "--threads",
             str(self.args.hub_threads),
             "-w",
-            "1",
+            str(self.workers),
             "-b",
             f"127.0.0.1:{self.port}",
             "--no-control-socket",
@@ -745,6 +756,35 @@ class Sent:
     error: str = ""
 
 
+class LeanPoster:
+    """POST over one keep-alive connection with http.client: the load generator shares the
+    machine's two cores with the hub, and requests costs it about 1.5 ms of CPU a call, http.client
+    about a third of that."""
+
+    def __init__(self, url: str, token: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.conn: http_client.HTTPConnection | None = None
+
+    def post(self, path: str, body: Any) -> tuple[int, bytes]:
+        """One POST, never retried (a retry could post a message twice)."""
+        if self.conn is None:
+            self.conn = http_client.HTTPConnection(self.host, self.port, timeout=60)
+        try:
+            self.conn.request("POST", path, json.dumps(body).encode(), self.headers)
+            answer = self.conn.getresponse()
+            return answer.status, answer.read()
+        except (OSError, http_client.HTTPException):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 def post_messages(
     url: str,
     items: list[Sent],
@@ -762,7 +802,7 @@ def post_messages(
     until = start + seconds if seconds else None
 
     def worker() -> None:
-        http = new_session(TOKENS["A"])
+        http = LeanPoster(url, TOKENS["A"])
         while True:
             with lock:
                 index = state["next"]
@@ -778,16 +818,16 @@ def post_messages(
             body = {"roomOriginalPlatform": "A", "roomId": 1, "senderId": 1, "text": item.text}
             item.sent = time.time()
             try:
-                answer = http.post(f"{url}/message", json=body, timeout=60)
+                status, answer = http.post("/message", body)
                 item.answered = time.time()
-                item.status = answer.status_code
-                if answer.status_code == 202:
-                    item.message_id = answer.json()["id"]
+                item.status = status
+                if status == 202:
+                    item.message_id = json.loads(answer)["id"]
                 else:
-                    item.error = answer.text[:200]
-            except requests.RequestException as exc:
+                    item.error = answer[:200].decode(errors="replace")
+            except (OSError, http_client.HTTPException) as exc:
                 item.answered = time.time()
-                item.error = str(exc)[:200]
+                item.error = f"{type(exc).__name__}: {exc}"[:200]
             with lock:
                 state["done"] += 1
         http.close()
@@ -940,7 +980,9 @@ class Bench:
             {"id": 2, "name": "W1", "token": TOKENS["W1"], "transport": "websocket"},
             {"id": 3, "name": "W2", "token": TOKENS["W2"], "transport": "websocket"},
         ]
-        self.hub = hub = Hub(self.workdir, "stream-hub", entries, self.args)
+        self.hub = hub = Hub(
+            self.workdir, "stream-hub", entries, self.args, workers=self.args.hub_workers
+        )
         log(f"starting the hub: {' '.join(hub.command()[1:])}")
         hub.start()
         log(f"hub up in {hub.start_seconds:.1f}s (pid {hub.proc.pid}); registering users, room")
@@ -1561,6 +1603,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="~35 s smoke run: 3 s of posting per run, 2 s of latency, 200 idle sockets held 3 s",
+    )
+    run.add_argument(
+        "--hub-workers",
+        type=int,
+        default=2,
+        help="gunicorn workers of the hub in phases 1-2 (2: one per core; phase 3 always runs"
+        " one process, the target being what one process holds)",
     )
     run.add_argument("--phases", default="1,2,3", help="phases to run, comma-separated (1,2,3)")
     run.add_argument(
