@@ -54,7 +54,16 @@ class Hub:
         )
         database_file = self.db.engine.url.database if self.db.is_sqlite else None
         in_a_file = database_file not in (None, "", ":memory:")
-        self.wake_socket = WakeSocket(wake_folder(database_file), self.wake) if in_a_file else None
+        self.wake_socket = (
+            WakeSocket(
+                wake_folder(database_file),
+                self.wake,
+                owner=self.dispatcher.owner,
+                direct=self.sockets.send_direct,
+            )
+            if in_a_file
+            else None
+        )
 
     def listen_to_other_processes(self) -> None:
         """Be woken for events that other hub processes commit (socket pushers, long polls and

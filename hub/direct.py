@@ -1,37 +1,54 @@
-"""Direct messages: no storage, no retries; only to platforms on a live WebSocket right now."""
+"""Direct messages: no storage, no retries; only to platforms on a live WebSocket right now.
+
+A receiver's socket may be open on another process of the hub (another gunicorn worker): on
+SQLite the frame is handed to that process through its wake socket inbox, found from the
+stream lease the socket holds. PostgreSQL hubs, which may span machines, reach the sockets of
+the process that took the message only.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from sqlalchemy import select
+
 from hub.ingest import resolve_message
 from hub.message_routing import MessageView, message_payload, message_receivers
-from hub.models import Platform, utcnow
+from hub.models import Platform, Transport, utcnow
 
 Answer = tuple[dict[str, Any], int]
 
 
 def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
-    """Push a message to the receivers connected to this hub process, and say how many."""
+    """Push a message to the receivers connected to the hub right now, and say how many."""
     with hub.db.read() as session:
         room, sender = resolve_message(session, caller, data)
         receivers = message_receivers(session, room, caller.id)
-    message = MessageView(f"direct_{uuid.uuid4().hex}", data["text"], utcnow())
-    frames = [
-        (
-            receiver.id,
-            {
+        message = MessageView(f"direct_{uuid.uuid4().hex}", data["text"], utcnow())
+        frames = {
+            receiver.id: {
                 "seq": None,
                 "event": "message",
                 "direct": True,
                 "data": message_payload(message, room, sender, receiver),
-            },
-        )
-        for receiver in receivers
-        if hub.sockets.is_live(receiver.id)
-    ]
-    reached = sum(1 for platform_id, frame in frames if hub.sockets.send_direct(platform_id, frame))
+            }
+            for receiver in receivers
+        }
+        elsewhere = {pid for pid in frames if not hub.sockets.is_live(pid)}
+        owners = _socket_owners(session, elsewhere) if hub.wake_socket is not None else {}
+    reached = sum(
+        1
+        for pid, frame in frames.items()
+        if pid not in elsewhere and hub.sockets.send_direct(pid, frame)
+    )
+    by_owner: dict[str, dict[int, dict[str, Any]]] = {}
+    for pid, owner in owners.items():
+        if not owner.startswith(hub.dispatcher.owner + "/"):  # this process's socket is gone
+            by_owner.setdefault(owner, {})[pid] = frames[pid]
+    for owner, relayed in by_owner.items():
+        if hub.wake_socket.send_direct(owner, relayed):
+            reached += len(relayed)
     return {
         "status": 202,
         "message": f"direct message reached {reached} of {len(receivers)} platform(s); not stored",
@@ -40,3 +57,18 @@ def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
         "reached": reached,
         "stored": False,
     }, 202
+
+
+def _socket_owners(session: Any, platform_ids: set[int]) -> dict[int, str]:
+    """The owner of each of these platforms' streams that is a live WebSocket session."""
+    if not platform_ids:
+        return {}
+    rows = session.execute(
+        select(Platform.id, Platform.lease_owner).where(
+            Platform.id.in_(platform_ids),
+            Platform.transport == Transport.WEBSOCKET,
+            Platform.lease_owner.contains("/ws-", autoescape=True),
+            Platform.lease_until > utcnow(),
+        )
+    )
+    return {pid: owner for pid, owner in rows}

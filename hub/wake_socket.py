@@ -8,12 +8,18 @@ inbox wakes its own workers, socket pushers and long polls. Sending never blocks
 fails a request: a socket whose process is gone is removed, a full one is skipped, and the
 stream watcher's poll (``HUB_WAKE_INTERVAL``) catches whatever a datagram missed. PostgreSQL
 hubs may span machines: they rely on the watcher alone.
+
+The same inboxes carry direct messages (never stored) to the process that holds the receiving
+platform's WebSocket: an inbox is named after its process's owner id (``<pid>-<tag>.sock`` for
+``<host>:<pid>:<tag>``), which is also the prefix of the stream lease its sockets hold, so the
+lease names the inbox to send to.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -23,11 +29,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 LIST_EVERY = 1.0  # seconds between re-reads of the folder (processes come and go)
-MAX_DATAGRAM = 8192
+MAX_DATAGRAM = 212992  # Linux's default socket buffer: the largest datagram one can send
+DIRECT = b"D"  # first byte of a direct-frames datagram; wake datagrams are digits and commas
 MAX_SOCKET_PATH = 107  # Linux's sun_path holds 108 bytes with the final NUL
 SOCKET_NAME = len("/4194304-0123abcd.sock")  # the longest pid, a separator, 8 hex digits
 
@@ -42,6 +50,14 @@ def wake_folder(database_file: str) -> Path:
     return Path(tempfile.gettempdir()) / f"hub-wake-{digest}"
 
 
+def inbox_name(owner: str) -> str | None:
+    """The inbox of the process whose owner id (or a lease of one of its sockets) is given."""
+    process = owner.split("/", 1)[0].rsplit(":", 2)
+    if len(process) != 3 or not process[1].isdigit() or not process[2]:
+        return None
+    return f"{process[1]}-{process[2]}"
+
+
 def encode(platform_ids: Iterable[int]) -> bytes:
     return ",".join(str(pid) for pid in sorted(platform_ids)).encode()
 
@@ -53,10 +69,20 @@ def decode(data: bytes) -> set[int]:
 class WakeSocket:
     """This process's inbox in the folder, and the sender to the other processes' inboxes."""
 
-    def __init__(self, folder: Path, wake: Callable[[set[int]], None]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        wake: Callable[[set[int]], None],
+        owner: str | None = None,
+        direct: Callable[[int, dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """``owner``: this process's owner id, which names its inbox; ``direct(platform_id,
+        frame)`` sends a frame relayed by another process to a socket of this one."""
         self.folder = folder
         self.wake = wake
-        self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+        self.direct = direct
+        name = inbox_name(owner or "") or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.path = folder / f"{name}.sock"
         self._inbox: socket.socket | None = None
         self._outbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._outbox.setblocking(False)
@@ -81,19 +107,52 @@ class WakeSocket:
         return True
 
     def _read(self) -> None:
+        buffer = bytearray(MAX_DATAGRAM)
         while (inbox := self._inbox) is not None:
             try:
-                data = inbox.recv(MAX_DATAGRAM)
+                size = inbox.recv_into(buffer)
             except TimeoutError:
                 continue
             except OSError:  # closed by stop()
                 return
+            data = bytes(buffer[:size])
+            if data.startswith(DIRECT):
+                self._relay(data)
+                continue
             ids = decode(data)
             if ids:
                 try:
                     self.wake(ids)
                 except Exception:
                     log.exception("waking for another process's events failed")
+
+    def _relay(self, data: bytes) -> None:
+        """Send the direct frames another process relayed to this one's sockets."""
+        try:
+            frames = json.loads(data[len(DIRECT) :])
+            for platform_id, frame in frames.items():
+                if self.direct is not None:
+                    self.direct(int(platform_id), frame)
+        except Exception:
+            log.exception("relaying another process's direct message failed")
+
+    def send_direct(self, owner: str, frames: dict[int, dict[str, Any]]) -> bool:
+        """Hand direct frames to the process named by ``owner`` (a socket lease); True when
+        its inbox took them. Never blocks; a gone or full inbox, or frames too large for one
+        datagram, give False."""
+        name = inbox_name(owner)
+        if name is None:
+            return False
+        data = DIRECT + json.dumps(frames, separators=(",", ":"), ensure_ascii=False).encode()
+        with self._lock:
+            if self._outbox.fileno() < 0 or len(data) > MAX_DATAGRAM:
+                return False
+            try:
+                self._outbox.sendto(data, str(self.folder / f"{name}.sock"))
+                return True
+            except OSError:
+                log.debug("direct frames to %s not relayed", name, exc_info=True)
+                return False
 
     def _current_peers(self) -> list[str]:
         now = time.monotonic()

@@ -190,6 +190,58 @@ def test_a_socket_in_another_process_takes_over_at_once(
         server.stop()
 
 
+def test_a_direct_message_reaches_a_socket_held_by_another_process(
+    platforms, make_hub, database_url, tmp_path
+) -> None:
+    """W1's socket is open on a real hub process; the direct message is posted to another
+    process of the same hub (the one gunicorn worker of two that did not get the socket)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("direct frames travel through the wake sockets of SQLite hubs (one machine)")
+    a = platforms("A")
+    entries = [
+        a.registry_entry(),
+        {"name": "W1", "token": "token-W1", "transport": "websocket"},
+        {"name": "W2", "token": "token-W2", "transport": "websocket"},
+    ]
+    registry = tmp_path / "platforms.json"
+    registry.write_text(json.dumps(entries))
+    env = {
+        "HUB_DATABASE_URL": database_url,
+        "HUB_PLATFORMS_FILE": str(registry),
+        "HUB_SCHEDULER": "off",
+    }
+    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
+    other = make_hub(entries=entries)
+    for token in ("token-A", "token-W1", "token-W2"):
+        other.as_platform(token, "POST", "/user", json={"id": 1, "name": token})
+    room = {
+        "id": 1,
+        "name": "r",
+        "type": "private",
+        "users": [{"A": [1]}, {"W1": [1]}, {"W2": [1]}],
+    }
+    assert other.post(a, "/room", room).status_code == 201
+    try:
+        ws = websocket.create_connection(
+            server.url.replace("http://", "ws://") + "/ws",
+            timeout=10,
+            header=["Authorization: Bearer token-W1"],
+        )
+        wait_for(lambda: _lease_owner(other, "W1") is not None, message="W1's socket's lease")
+        body = {"roomOriginalPlatform": "A", "roomId": 1, "senderId": 1, "text": "typing..."}
+        answer = other.post(a, "/message", {**body, "direct": True})
+        assert answer.status_code == 202, answer.json
+        assert (answer.json["receivers"], answer.json["reached"]) == (2, 1)  # W2 is offline
+        while True:  # W1's stream (users, room) comes first, as stored events
+            frame = json.loads(ws.recv())
+            if frame.get("direct"):
+                break
+        assert frame["seq"] is None and frame["data"]["text"] == "typing..."
+        ws.close()
+    finally:
+        server.stop()
+
+
 def _lease_owner(hub: Any, name: str) -> str | None:
     with hub.hub.db.read() as session:
         return session.execute(
@@ -236,6 +288,30 @@ def test_a_dead_process_socket_is_removed_and_the_others_still_woken(tmp_path) -
         sender.send({7})
         wait_for(lambda: woken == [{7}], timeout=5, message="the live inbox was woken")
         assert not (folder / "1-dead.sock").exists()
+    finally:
+        inbox.stop()
+        sender.stop()
+
+
+def test_direct_frames_go_to_the_inbox_a_lease_names_and_only_there(tmp_path) -> None:
+    folder = tmp_path / "wake"
+    folder.mkdir()
+    got: list[tuple[int, dict]] = []
+    woken: list[set[int]] = []
+    inbox = WakeSocket(
+        folder, woken.append, owner="host:4242:abcd1234", direct=lambda p, f: got.append((p, f))
+    )
+    sender = WakeSocket(folder, lambda ids: None, owner="host:4343:ef567890")
+    assert inbox.start() and inbox.path.name == "4242-abcd1234.sock"
+    try:
+        frame = {"seq": None, "event": "message", "direct": True, "data": {"text": "hi"}}
+        assert sender.send_direct("host:4242:abcd1234/ws-0a1b2c", {5: frame})
+        wait_for(lambda: got == [(5, frame)], timeout=5, message="the frame was relayed")
+        assert woken == []  # a direct datagram wakes no stream
+        assert not sender.send_direct("host:9999:00000000/ws-0a1b2c", {5: frame})  # no inbox
+        assert not sender.send_direct("not an owner", {5: frame})
+        huge = {**frame, "data": {"text": "x" * 300_000}}
+        assert not sender.send_direct("host:4242:abcd1234/ws-0a1b2c", {5: huge})
     finally:
         inbox.stop()
         sender.stop()
