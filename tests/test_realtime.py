@@ -202,6 +202,29 @@ def test_a_malformed_frame_gets_an_error_frame_and_the_socket_stays_open(
     ws.close()
 
 
+def test_a_frame_over_the_body_limit_closes_the_socket_and_stores_nothing(
+    platforms, make_hub, serve
+) -> None:
+    rt = realtime(platforms, make_hub, serve, HUB_MAX_BODY_BYTES=4096)
+    ws = rt.connect("token-W2")
+    frames(ws, 4)
+    data = {"roomOriginalPlatform": "A", "roomId": 1, "senderId": 1, "text": "x" * 3000}
+    ws.send(json.dumps({"ref": 1, "call": "message", "data": data}))  # under the limit
+    assert json.loads(ws.recv())["status"] == 202
+    with rt.hub.hub.db.read() as session:
+        stored = session.execute(select(func.count()).select_from(Message)).scalar_one()
+    too_big = {**data, "text": "x" * 5000}
+    ws.send(json.dumps({"ref": 2, "call": "message", "data": too_big}))
+    assert close_code(ws) == (1009, "Message is too big")
+    with rt.hub.hub.db.read() as session:
+        assert session.execute(select(func.count()).select_from(Message)).scalar_one() == stored
+    again = rt.connect("token-W2")  # the platform reconnects and goes on
+    rt.send("after the big one")
+    texts = [frame["data"].get("text") for frame in frames(again, 5)]  # 4 unacked first
+    assert texts[-1] == "after the big one"
+    again.close()
+
+
 def test_idle_sockets_are_pinged(rt: Realtime) -> None:
     ws = rt.connect("token-W2")
     frames(ws, 4)

@@ -91,9 +91,15 @@ def notification(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 def register_socket(app: Flask) -> None:
-    """Serve /ws with flask-sock (one thread per open socket; pinged when idle)."""
+    """Serve /ws with flask-sock (one thread per open socket; pinged when idle). A frame
+    larger than HUB_MAX_BODY_BYTES closes the socket with 1009 (message too big) before it is
+    read whole: the limit that HTTP bodies get."""
     app.config.setdefault(
-        "SOCK_SERVER_OPTIONS", {"ping_interval": app.config["HUB_WS_PING_INTERVAL"]}
+        "SOCK_SERVER_OPTIONS",
+        {
+            "ping_interval": app.config["HUB_WS_PING_INTERVAL"],
+            "max_message_size": app.config["MAX_CONTENT_LENGTH"],
+        },
     )
     sock = Sock(app)
 
