@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import threading
 from typing import Any
 
@@ -12,6 +13,7 @@ log = logging.getLogger(__name__)
 CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad token)
 CLOSE_REPLACED = 4000  # application code: a newer connection of the same platform took over
 CLOSE_GOING_AWAY = 1001
+SEND_NOW_WAIT = 0.05  # seconds a direct frame waits for a send in progress (a pusher's) to end
 
 
 class SocketConnection:
@@ -35,6 +37,26 @@ class SocketConnection:
         except Exception:  # the peer went away: the receive loop will notice and clean up
             self.closed.set()
             return False
+
+    def send_now(self, frame: dict[str, Any]) -> bool:
+        """Send a frame unless that means waiting: False when another thread's send holds the
+        socket longer than SEND_NOW_WAIT (a pusher blocked on a platform that stopped reading)
+        or the socket's buffer is full. Direct messages are sent from request threads and the
+        wake socket's reader, which a platform that stopped reading must not hold up."""
+        if self.closed.is_set() or not self._send_lock.acquire(timeout=SEND_NOW_WAIT):
+            return False
+        try:
+            poll = select.poll()  # not select(): its fds stop at 1024, sockets do not
+            poll.register(self.ws.sock, select.POLLOUT)
+            if not poll.poll(0):
+                return False
+            self.ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+            return True
+        except Exception:
+            self.closed.set()
+            return False
+        finally:
+            self._send_lock.release()
 
     def send_text(self, text: str) -> bool:
         """Send an already encoded frame."""
@@ -84,8 +106,9 @@ class SocketRegistry:
         return connection is not None and not connection.closed.is_set()
 
     def send_direct(self, platform_id: int, frame: dict[str, Any]) -> bool:
+        """Send a direct frame without waiting (see ``SocketConnection.send_now``)."""
         connection = self._live.get(platform_id)
-        return connection is not None and connection.send(frame)
+        return connection is not None and connection.send_now(frame)
 
     def close_all(self) -> None:
         with self._lock:

@@ -309,6 +309,22 @@ def test_direct_messages_reach_only_live_sockets_and_are_never_stored(rt: Realti
     ws.close()
 
 
+def test_a_platform_that_stops_reading_holds_up_no_direct_message(rt: Realtime) -> None:
+    stuck = rt.connect("token-W2")  # never read: its buffers fill up
+    wait_for(lambda: rt.hub.hub.sockets.is_live(platform_row(rt, "W2").id), message="W2 live")
+    deadline, sent = time.monotonic() + 60, 0
+    while True:
+        answer = rt.send("y" * 65_000, direct=True)  # each answer comes at once, or times out
+        assert answer.status_code == 202, answer.text
+        sent += 1
+        if answer.json()["reached"] == 0:  # W2's socket is full: sending would have waited
+            break
+        assert answer.json()["reached"] == 1
+        assert time.monotonic() < deadline and sent < 500, "W2's socket never filled up"
+    assert sent > 1
+    stuck.close()
+
+
 def test_notifications_reach_every_transport_and_404_means_not_taken(rt: Realtime) -> None:
     rt.a.respond_with(404, kind="notification")
     ws = rt.connect("token-W1")
