@@ -165,10 +165,10 @@ def test_a_socket_in_another_process_takes_over_at_once(
         "HUB_LEASE_SECONDS": "60",
         "HUB_SCHEDULER": "off",
     }
-    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
     other = make_hub(entries=entries, HUB_LEASE_SECONDS=60)
     url = serve(other.app).replace("http://", "ws://") + "/ws"
     auth = ["Authorization: Bearer token-W1"]
+    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
     try:
         first = websocket.create_connection(
             server.url.replace("http://", "ws://") + "/ws", timeout=10, header=auth
@@ -210,7 +210,6 @@ def test_a_direct_message_reaches_a_socket_held_by_another_process(
         "HUB_PLATFORMS_FILE": str(registry),
         "HUB_SCHEDULER": "off",
     }
-    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
     other = make_hub(entries=entries)
     for token in ("token-A", "token-W1", "token-W2"):
         other.as_platform(token, "POST", "/user", json={"id": 1, "name": token})
@@ -221,6 +220,7 @@ def test_a_direct_message_reaches_a_socket_held_by_another_process(
         "users": [{"A": [1]}, {"W1": [1]}, {"W2": [1]}],
     }
     assert other.post(a, "/room", room).status_code == 201
+    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
     try:
         ws = websocket.create_connection(
             server.url.replace("http://", "ws://") + "/ws",
