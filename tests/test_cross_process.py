@@ -120,15 +120,8 @@ def test_a_long_poll_is_woken_by_an_event_another_process_committed(
     database. Its fallback re-check is set to minutes: an answer in seconds is the watcher's."""
     a = platforms("A")
     entries = [a.registry_entry(), {"name": "P", "token": "token-P", "transport": "poll"}]
-    registry = tmp_path / "platforms.json"
-    registry.write_text(json.dumps(entries))
-    env = {
-        "HUB_DATABASE_URL": database_url,
-        "HUB_PLATFORMS_FILE": str(registry),
-        "HUB_DELIVERY_POLL_INTERVAL": "60",
-        "HUB_SCHEDULER": "off",
-    }
-    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
+    server = _hub_process(tmp_path, database_url, entries, HUB_DELIVERY_POLL_INTERVAL="60")
+    server.start()
     try:
         answered: dict[str, Any] = {}
 
@@ -157,18 +150,10 @@ def test_a_socket_in_another_process_takes_over_at_once(
     renewed every 20 s: the first socket closed within seconds is the watcher's doing."""
     a = platforms("A")
     entries = [a.registry_entry(), {"name": "W1", "token": "token-W1", "transport": "websocket"}]
-    registry = tmp_path / "platforms.json"
-    registry.write_text(json.dumps(entries))
-    env = {
-        "HUB_DATABASE_URL": database_url,
-        "HUB_PLATFORMS_FILE": str(registry),
-        "HUB_LEASE_SECONDS": "60",
-        "HUB_SCHEDULER": "off",
-    }
     other = make_hub(entries=entries, HUB_LEASE_SECONDS=60)
     url = serve(other.app).replace("http://", "ws://") + "/ws"
     auth = ["Authorization: Bearer token-W1"]
-    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
+    server = _hub_process(tmp_path, database_url, entries, HUB_LEASE_SECONDS="60").start()
     try:
         first = websocket.create_connection(
             server.url.replace("http://", "ws://") + "/ws", timeout=10, header=auth
@@ -203,13 +188,6 @@ def test_a_direct_message_reaches_a_socket_held_by_another_process(
         {"name": "W1", "token": "token-W1", "transport": "websocket"},
         {"name": "W2", "token": "token-W2", "transport": "websocket"},
     ]
-    registry = tmp_path / "platforms.json"
-    registry.write_text(json.dumps(entries))
-    env = {
-        "HUB_DATABASE_URL": database_url,
-        "HUB_PLATFORMS_FILE": str(registry),
-        "HUB_SCHEDULER": "off",
-    }
     other = make_hub(entries=entries)
     for token in ("token-A", "token-W1", "token-W2"):
         other.as_platform(token, "POST", "/user", json={"id": 1, "name": token})
@@ -220,7 +198,7 @@ def test_a_direct_message_reaches_a_socket_held_by_another_process(
         "users": [{"A": [1]}, {"W1": [1]}, {"W2": [1]}],
     }
     assert other.post(a, "/room", room).status_code == 201
-    server = HubProcess(env, log_path=tmp_path / "hub.log").start()
+    server = _hub_process(tmp_path, database_url, entries).start()
     try:
         ws = websocket.create_connection(
             server.url.replace("http://", "ws://") + "/ws",
@@ -240,6 +218,21 @@ def test_a_direct_message_reaches_a_socket_held_by_another_process(
         ws.close()
     finally:
         server.stop()
+
+
+def _hub_process(
+    tmp_path: Path, database_url: str, entries: list[dict], **settings: str
+) -> HubProcess:
+    """A hub process (not started) on the test's database with these platforms registered."""
+    registry = tmp_path / "platforms.json"
+    registry.write_text(json.dumps(entries))
+    env = {
+        "HUB_DATABASE_URL": database_url,
+        "HUB_PLATFORMS_FILE": str(registry),
+        "HUB_SCHEDULER": "off",
+        **settings,
+    }
+    return HubProcess(env, log_path=tmp_path / "hub.log")
 
 
 def _lease_owner(hub: Any, name: str) -> str | None:
