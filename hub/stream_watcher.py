@@ -80,14 +80,16 @@ class StreamWatcher:
         known, self._known = self._known, current
         if known is None:
             return set()
-        moved = {pid for pid, state in current.items() if state[:2] != known.get(pid, ())[:2]}
+        moved: set[int] = set()
+        owners: dict[int, str | None] = {}
+        for pid, (seq, up_at, owner) in current.items():  # one pass: 1,000 platforms, 100 a s
+            before = known.get(pid)
+            if before is None or seq != before[0] or up_at != before[1]:
+                moved.add(pid)
+            if before is not None and owner != before[2]:
+                owners[pid] = owner
         if moved:
             self.wake(moved)
-        owners = {
-            pid: state[2]
-            for pid, state in current.items()
-            if pid in known and state[2] != known[pid][2]
-        }
         if owners and self.leases_moved is not None:
             self.leases_moved(owners)
         return moved
