@@ -44,7 +44,10 @@ class Hub:
 
     def __post_init__(self) -> None:
         self.stream_keeper = StreamKeeper(
-            self.db, self.config["HUB_LEASE_SECONDS"], f"{self.dispatcher.owner}/ws-"
+            self.db,
+            self.config["HUB_LEASE_SECONDS"],
+            f"{self.dispatcher.owner}/ws-",
+            send_timeout=self.config["HUB_WS_SEND_TIMEOUT"],
         )
         self.watcher = StreamWatcher(
             self.db,

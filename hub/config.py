@@ -42,6 +42,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "HUB_AUTO_MIGRATE": (True, parse_bool),
     "HUB_POLL_TIMEOUT": (25.0, float),
     "HUB_WS_PING_INTERVAL": (25.0, float),
+    "HUB_WS_SEND_TIMEOUT": (30.0, float),  # a socket whose platform takes no frame this long is cut
     # Not in the contract's table, all documented in the README:
     "HUB_DELIVERY": (True, parse_bool),  # run delivery workers in this process
     "HUB_DELIVERY_TIMEOUT": (10.0, float),  # seconds for one outbound HTTP call

@@ -42,6 +42,7 @@ class SocketSession:
         self.owner = f"{hub.dispatcher.owner}/ws-{uuid.uuid4().hex[:6]}"
         self.last_sent = 0
         self.lease_seconds = hub.config["HUB_LEASE_SECONDS"]
+        self.end_reason = "WebSocket closed"  # the platform's last_error once the session ends
 
     def run(self, receive: Any) -> None:
         """Push in a thread of its own; read frames here, until either side closes."""
@@ -79,9 +80,7 @@ class SocketSession:
         try:
             with self.hub.db.write() as session:
                 outbox.ack_through_each(session, acks)
-                stream_keeper.release_stream(
-                    session, self.platform_id, self.owner, "WebSocket closed"
-                )
+                stream_keeper.release_stream(session, self.platform_id, self.owner, self.end_reason)
         except Exception:
             keeper.restore(acks)  # the keeper writes them later
             log.exception("%s: could not release its stream", self.platform.name)
@@ -89,6 +88,20 @@ class SocketSession:
     def lease_lost(self) -> None:
         """Another process's socket of this platform took the stream: give way to it."""
         self.connection.close(CLOSE_REPLACED, "replaced by a newer connection")
+
+    def check_stalled(self, limit: float) -> None:
+        """Cut the connection of a platform that has taken no bytes of a frame for ``limit``
+        seconds: its pusher is blocked, and so would be any close frame. The platform
+        reconnects and gets everything after its last ack."""
+        waited = self.connection.stalled_for()
+        if waited > limit:
+            log.warning(
+                "%s has not read a frame for %.0f s; cutting its WebSocket",
+                self.platform.name,
+                waited,
+            )
+            self.end_reason = f"stopped reading: a frame waited over {limit:g} s"
+            self.connection.abort()
 
     def _push(self) -> None:
         """Push until the socket closes; a database error is retried, then closes the socket

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import select
+import socket
 import threading
+import time
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -14,6 +16,7 @@ CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad token)
 CLOSE_REPLACED = 4000  # application code: a newer connection of the same platform took over
 CLOSE_GOING_AWAY = 1001
 SEND_NOW_WAIT = 0.05  # seconds a direct frame waits for a send in progress (a pusher's) to end
+CLOSE_WAIT = 1.0  # seconds a close waits for a send in progress before it cuts the connection
 
 
 class SocketConnection:
@@ -25,18 +28,13 @@ class SocketConnection:
         self.platform_name = platform_name
         self.closed = threading.Event()
         self._send_lock = threading.Lock()
+        self._sending_since: float | None = None  # monotonic time the send in progress began
 
     def send(self, frame: dict[str, Any]) -> bool:
         """Send one JSON frame; False once the socket is gone."""
         if self.closed.is_set():
             return False
-        try:
-            with self._send_lock:
-                self.ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
-            return True
-        except Exception:  # the peer went away: the receive loop will notice and clean up
-            self.closed.set()
-            return False
+        return self.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
 
     def send_now(self, frame: dict[str, Any]) -> bool:
         """Send a frame unless that means waiting: False when another thread's send holds the
@@ -46,11 +44,9 @@ class SocketConnection:
         if self.closed.is_set() or not self._send_lock.acquire(timeout=SEND_NOW_WAIT):
             return False
         try:
-            poll = select.poll()  # not select(): its fds stop at 1024, sockets do not
-            poll.register(self.ws.sock, select.POLLOUT)
-            if not poll.poll(0):
+            if not self._writable():
                 return False
-            self.ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+            self._send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
             return True
         except Exception:
             self.closed.set()
@@ -64,21 +60,58 @@ class SocketConnection:
             return False
         try:
             with self._send_lock:
-                self.ws.send(text)
+                self._send(text)
             return True
-        except Exception:
+        except Exception:  # the peer went away: the receive loop will notice and clean up
             self.closed.set()
             return False
 
+    def _send(self, text: str) -> None:
+        """Send under the send lock, noting when: a send that never ends is a platform that
+        stopped reading (``stalled_for``)."""
+        self._sending_since = time.monotonic()
+        try:
+            self.ws.send(text)
+        finally:
+            self._sending_since = None
+
+    def stalled_for(self) -> float:
+        """How long the send in progress has waited for the platform to read; 0 if none."""
+        since = self._sending_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def abort(self) -> None:
+        """Cut the connection without a close frame (one could not be sent): the blocked send
+        fails, the reader sees the end, and the session ends as for any closed socket."""
+        self.closed.set()
+        try:
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            log.debug("cutting %s's socket failed", self.platform_name, exc_info=True)
+
     def close(self, code: int, message: str) -> None:
+        """Close with a close frame; cut the connection instead when a frame could not be sent
+        now (a send in progress for CLOSE_WAIT, or a full buffer: the platform is not reading)."""
         if self.closed.is_set():
             return
         self.closed.set()
+        if not self._send_lock.acquire(timeout=CLOSE_WAIT):
+            self.abort()
+            return
         try:
-            with self._send_lock:
-                self.ws.close(reason=code, message=message)
+            if not self._writable():
+                self.abort()
+                return
+            self.ws.close(reason=code, message=message)
         except Exception:
             log.debug("closing %s's socket failed", self.platform_name, exc_info=True)
+        finally:
+            self._send_lock.release()
+
+    def _writable(self) -> bool:
+        poll = select.poll()  # not select(): its fds stop at 1024, sockets do not
+        poll.register(self.ws.sock, select.POLLOUT)
+        return bool(poll.poll(0))
 
 
 class SocketRegistry:

@@ -15,6 +15,10 @@ the replaced socket is closed then, not up to ``HUB_LEASE_SECONDS / 3`` later. P
 woken through the notifier: by this process's commits, and by the wake socket and the stream
 watcher for other processes' (``hub/wake_socket.py``, ``hub/stream_watcher.py``).
 
+Stalls. At each renewal a session whose platform has not taken a frame for
+``HUB_WS_SEND_TIMEOUT`` seconds is cut (``check_stalled``): its pusher was blocked, holding the
+socket, and the platform gets everything after its last ack when it reconnects.
+
 Reads. Pushers read their batches through ``StreamReader``, plain cursors on a few connections.
 """
 
@@ -85,13 +89,18 @@ class StreamMember(Protocol):
 
     def lease_lost(self) -> None: ...
 
+    def check_stalled(self, limit: float) -> None: ...
+
 
 class StreamKeeper:
     """One thread per process: flush the sessions' acks, renew their leases, see takeovers."""
 
-    def __init__(self, db: Database, lease_seconds: float, owner_prefix: str) -> None:
+    def __init__(
+        self, db: Database, lease_seconds: float, owner_prefix: str, send_timeout: float = 30.0
+    ) -> None:
         self.db = db
         self.lease_seconds = lease_seconds
+        self.send_timeout = send_timeout
         self.renew_every = lease_seconds / 3
         self.owner_prefix = owner_prefix
         self.reader = StreamReader(db)
@@ -167,7 +176,8 @@ class StreamKeeper:
             self._full.set()
 
     def renew(self) -> None:
-        """Renew all leases in one statement; tell the sessions that lost theirs."""
+        """Renew all leases in one statement; tell the sessions that lost theirs, and cut those
+        whose platform stopped reading (a frame waiting over ``send_timeout``)."""
         with self._lock:
             members = list(self._members.values())
         if not members:
@@ -177,6 +187,8 @@ class StreamKeeper:
         for member in members:
             if member.owner not in held:
                 member.lease_lost()
+            else:
+                member.check_stalled(self.send_timeout)
 
     def _run(self) -> None:
         next_renewal = time.monotonic() + self.renew_every

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -422,6 +423,31 @@ def test_pending_acks_are_written_when_the_socket_closes(
 def rt_short_lease(platforms, make_hub, serve) -> Realtime:
     # Leases renewed every 0.2 s, so that renewal and takeover show within a test.
     return realtime(platforms, make_hub, serve, HUB_LEASE_SECONDS=0.6)
+
+
+def test_a_platform_that_stops_reading_is_cut_then_resumes_after_its_last_ack(
+    platforms, make_hub, serve
+) -> None:
+    rt = realtime(platforms, make_hub, serve, HUB_LEASE_SECONDS=0.6, HUB_WS_SEND_TIMEOUT=1)
+    small_window = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+    stuck = rt.connect("token-W2", sockopt=small_window)
+    w2 = platform_row(rt, "W2").id
+    wait_for(lambda: rt.hub.hub.sockets.is_live(w2), message="W2's session started")
+    connection = rt.hub.hub.sockets._live[w2]
+    sent = 0  # the hub's send buffer grows to a few MB: ~100 frames of 60 KB fill it
+    while connection.stalled_for() < 0.05:  # post until the pusher is stuck in a send
+        assert rt.send(f"z{sent:04d}" + "z" * 60_000).status_code == 202
+        sent += 1
+        assert sent < 400, "W2's socket never filled up"
+    wait_for(lambda: not rt.hub.hub.sockets.is_live(w2), timeout=5, message="W2 was cut")
+    row = platform_row(rt, "W2")
+    assert str(row.health) == "down"
+    assert row.last_error == "stopped reading: a frame waited over 1 s"
+    stuck.close()
+    again = rt.connect("token-W2")  # nothing was acked: all of it again, in order
+    texts = [f["data"].get("text", "") for f in frames(again, 4 + sent)]
+    assert [t[:5] for t in texts if t.startswith("z")] == [f"z{i:04d}" for i in range(sent)]
+    again.close()
 
 
 def test_one_renewal_keeps_every_socket_s_lease(rt_short_lease: Realtime) -> None:
