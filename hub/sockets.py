@@ -17,6 +17,10 @@ CLOSE_REPLACED = 4000  # application code: a newer connection of the same platfo
 CLOSE_GOING_AWAY = 1001
 SEND_NOW_WAIT = 0.05  # seconds a direct frame waits for a send in progress (a pusher's) to end
 CLOSE_WAIT = 1.0  # seconds a close waits for a send in progress before it cuts the connection
+# The kernel grows a socket's send buffer up to 4 MB: kernel memory a platform that stops
+# reading would hold until HUB_WS_SEND_TIMEOUT cuts it. A fixed buffer bounds that (Linux
+# doubles the value); a frame larger than it is still sent, as the platform reads.
+SEND_BUFFER_BYTES = 256 * 1024
 
 
 class SocketConnection:
@@ -29,6 +33,10 @@ class SocketConnection:
         self.closed = threading.Event()
         self._send_lock = threading.Lock()
         self._sending_since: float | None = None  # monotonic time the send in progress began
+        try:
+            ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        except (AttributeError, OSError):
+            log.debug("%s: send buffer left to the kernel", platform_name, exc_info=True)
 
     def send(self, frame: dict[str, Any]) -> bool:
         """Send one JSON frame; False once the socket is gone."""
