@@ -47,19 +47,25 @@ class SocketSession:
     def run(self, receive: Any) -> None:
         """Push in a thread of its own; read frames here, until either side closes."""
         keeper = self.hub.stream_keeper
-        acks = keeper.take_ack(self.platform_id)  # an earlier socket's, not yet written
-        try:
-            with self.hub.db.write() as session:
-                outbox.ack_through_each(session, acks)
-                stream_keeper.take_stream(session, self.platform_id, self.owner, self.lease_seconds)
-                outbox.mark_up(session, self.platform_id)
-        except Exception:  # after the 101 answer: close the socket, never answer HTTP on it
-            keeper.restore(acks)
-            log.exception("%s: could not start its WebSocket session", self.platform.name)
-            self.connection.close(CLOSE_TRY_AGAIN, "the hub could not start the session")
-            return
-        self.hub.sockets.attach(self.connection)
-        keeper.join(self)
+        with self.hub.sockets.starting(self.connection) as newest:
+            if not newest:  # a later connection of the platform started first: it stays
+                self.connection.close(CLOSE_REPLACED, "replaced by a newer connection")
+                return
+            acks = keeper.take_ack(self.platform_id)  # an earlier socket's, not yet written
+            try:
+                with self.hub.db.write() as session:
+                    outbox.ack_through_each(session, acks)
+                    stream_keeper.take_stream(
+                        session, self.platform_id, self.owner, self.lease_seconds
+                    )
+                    outbox.mark_up(session, self.platform_id)
+            except Exception:  # after the 101 answer: close the socket, never answer HTTP on it
+                keeper.restore(acks)
+                log.exception("%s: could not start its WebSocket session", self.platform.name)
+                self.connection.close(CLOSE_TRY_AGAIN, "the hub could not start the session")
+                return
+            self.hub.sockets.attach(self.connection)
+            keeper.join(self)
         log.info("%s connected by WebSocket", self.platform.name)
         pusher = threading.Thread(target=self._push, name=f"ws-{self.platform.name}", daemon=True)
         pusher.start()
@@ -89,10 +95,11 @@ class SocketSession:
         """Another process's socket of this platform took the stream: give way to it."""
         self.connection.close(CLOSE_REPLACED, "replaced by a newer connection")
 
-    def check_stalled(self, limit: float) -> None:
-        """Cut the connection of a platform that has taken no bytes of a frame for ``limit``
-        seconds: its pusher is blocked, and so would be any close frame. The platform
-        reconnects and gets everything after its last ack."""
+    def check_socket(self, limit: float) -> None:
+        """Run by the keeper at each renewal. Cut the connection of a platform that has taken no
+        bytes of a frame for ``limit`` seconds: its pusher is blocked, and so would be any close
+        frame; the platform reconnects and gets everything after its last ack. And end a session
+        whose socket simple-websocket has closed (e.g. 1009) without waking its receive."""
         waited = self.connection.stalled_for()
         if waited > limit:
             log.warning(
@@ -102,6 +109,7 @@ class SocketSession:
             )
             self.end_reason = f"stopped reading: a frame waited over {limit:g} s"
             self.connection.abort()
+        self.connection.end_if_gone()
 
     def _push(self) -> None:
         """Push until the socket closes; a database error is retried, then closes the socket

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import select
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,7 @@ CLOSE_WAIT = 1.0  # seconds a close waits for a send in progress before it cuts 
 # reading would hold until HUB_WS_SEND_TIMEOUT cuts it. A fixed buffer bounds that (Linux
 # doubles the value); a frame larger than it is still sent, as the platform reads.
 SEND_BUFFER_BYTES = 256 * 1024
+_ORDER = itertools.count(1)  # connections of this process, in the order the hub took them up
 
 
 class SocketConnection:
@@ -30,6 +34,7 @@ class SocketConnection:
         self.ws = ws
         self.platform_id = platform_id
         self.platform_name = platform_name
+        self.order = next(_ORDER)
         self.closed = threading.Event()
         self._send_lock = threading.Lock()
         self._sending_since: float | None = None  # monotonic time the send in progress began
@@ -97,6 +102,17 @@ class SocketConnection:
         except OSError:
             log.debug("cutting %s's socket failed", self.platform_name, exc_info=True)
 
+    def end_if_gone(self) -> None:
+        """Wake the session's receive if simple-websocket has closed the socket: it sets its
+        event before it marks the socket closed, so a receive that woke in between waits again
+        for its whole timeout (30 s) on a dead socket (seen after a 1009 close)."""
+        if getattr(self.ws, "connected", True):
+            return
+        self.closed.set()
+        event = getattr(self.ws, "event", None)  # simple-websocket's receive waits on it
+        if event is not None:
+            event.set()
+
     def close(self, code: int, message: str) -> None:
         """Close with a close frame; cut the connection instead when a frame could not be sent
         now (a send in progress for CLOSE_WAIT, or a full buffer: the platform is not reading)."""
@@ -128,6 +144,18 @@ class SocketRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: dict[int, SocketConnection] = {}
+        self._starts: dict[int, threading.Lock] = {}  # per platform: one session starts at once
+
+    @contextmanager
+    def starting(self, connection: SocketConnection) -> Iterator[bool]:
+        """Start a platform's sessions one at a time, and say whether this connection is still
+        the newest: a session can start after a later connection's (its thread was slower),
+        and must then give way rather than take the stream from the newer one."""
+        with self._lock:
+            lock = self._starts.setdefault(connection.platform_id, threading.Lock())
+        with lock:
+            live = self._live.get(connection.platform_id)
+            yield live is None or live.order < connection.order
 
     def attach(self, connection: SocketConnection) -> None:
         """Register a connection; a platform's earlier connection is closed (takeover)."""

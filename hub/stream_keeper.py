@@ -16,8 +16,9 @@ woken through the notifier: by this process's commits, and by the wake socket an
 watcher for other processes' (``hub/wake_socket.py``, ``hub/stream_watcher.py``).
 
 Stalls. At each renewal a session whose platform has not taken a frame for
-``HUB_WS_SEND_TIMEOUT`` seconds is cut (``check_stalled``): its pusher was blocked, holding the
-socket, and the platform gets everything after its last ack when it reconnects.
+``HUB_WS_SEND_TIMEOUT`` seconds is cut (``check_socket``): its pusher was blocked, holding the
+socket, and the platform gets everything after its last ack when it reconnects. The same check
+ends a session whose socket simple-websocket closed without waking its receive.
 
 Reads. Pushers read their batches through ``StreamReader``, plain cursors on a few connections.
 """
@@ -89,7 +90,7 @@ class StreamMember(Protocol):
 
     def lease_lost(self) -> None: ...
 
-    def check_stalled(self, limit: float) -> None: ...
+    def check_socket(self, limit: float) -> None: ...
 
 
 class StreamKeeper:
@@ -188,7 +189,7 @@ class StreamKeeper:
             if member.owner not in held:
                 member.lease_lost()
             else:
-                member.check_stalled(self.send_timeout)
+                member.check_socket(self.send_timeout)
 
     def _run(self) -> None:
         next_renewal = time.monotonic() + self.renew_every
