@@ -84,7 +84,19 @@ class Dispatcher:
         pulling_ids = select(Platform.id).where(Platform.transport.in_(transports(pushing=False)))
         outbox.dead_letter_expired(session, pulling_ids, cutoff, "not taken by the platform")
 
-    def _sync_workers(self) -> None:
+    def apply_changes(self, timeout: float = 5.0) -> None:
+        """Apply a registry change this process made before its caller answers: workers whose
+        platform changed or went are stopped, waiting up to ``timeout`` for the step they are
+        in, and new ones started. Otherwise an event queued right after the answer could still
+        be sent by the old worker, to the old endpoint."""
+        if self._supervisor is None or self._stop.is_set():
+            self.refresh()  # no delivery in this process: whoever delivers re-reads the registry
+            return
+        for worker in self._sync_workers():
+            worker.join(timeout)
+
+    def _sync_workers(self) -> list[PlatformWorker]:
+        """Start and stop workers to match the registry; return the ones stopped."""
         pushing = transports(pushing=True)
         with self.db.read() as session:
             self._pulled = frozenset(
@@ -100,16 +112,19 @@ class Dispatcher:
                     )
                 ).scalars()
             }
+        stopped = []
         with self._lock:
             for platform_id, worker in list(self.workers.items()):
                 if targets.get(platform_id) != worker.target:
                     worker.stop()
+                    stopped.append(worker)
                     del self.workers[platform_id]
             for platform_id, target in targets.items():
                 if platform_id not in self.workers and not self._stop.is_set():
                     worker = PlatformWorker(self, target)
                     self.workers[platform_id] = worker
                     worker.start()
+        return stopped
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every worker and hand their streams back for other processes to take."""

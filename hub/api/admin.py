@@ -85,7 +85,7 @@ def register_platform(entry: dict[str, Any]) -> tuple[dict[str, Any], int]:
         platform, created = registry.register(session, entry)
         view = _platform_view(platform, 0, 0)
     forget_tokens()
-    _hub().dispatcher.refresh()
+    _hub().dispatcher.apply_changes()
     return view, 201 if created else 200
 
 
@@ -100,7 +100,7 @@ def remove_platform(name: str) -> dict[str, Any]:
             raise NotFound(f"unknown platform {name!r}")
         session.execute(delete(Platform).where(Platform.id == platform.id))
     forget_tokens()
-    _hub().dispatcher.refresh()
+    _hub().dispatcher.apply_changes()
     return {"status": 200, "message": f"platform {platform.name} removed"}
 
 
