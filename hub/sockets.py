@@ -27,6 +27,10 @@ SEND_BUFFER_BYTES = 256 * 1024
 _ORDER = itertools.count(1)  # connections of this process, in the order the hub took them up
 
 
+def _encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
 class SocketConnection:
     """One platform's socket; sends from several threads are serialized by a lock."""
 
@@ -47,7 +51,7 @@ class SocketConnection:
         """Send one JSON frame; False once the socket is gone."""
         if self.closed.is_set():
             return False
-        return self.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+        return self.send_text(_encode(frame))
 
     def send_now(self, frame: dict[str, Any]) -> bool:
         """Send a frame unless that means waiting: False when another thread's send holds the
@@ -59,7 +63,7 @@ class SocketConnection:
         try:
             if not self._writable():
                 return False
-            self._send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+            self._send(_encode(frame))
             return True
         except Exception:
             self.closed.set()
