@@ -6,11 +6,14 @@ hub process checks the schema at start, and Alembic would stay in each one's mem
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
+from sqlalchemy import Connection, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from hub.db import Database
@@ -44,22 +47,48 @@ def current_revision(db: Database) -> str | None:
         return None
 
 
+def sqlite_lock_path(url: str) -> Path | None:
+    """The lock file beside a SQLite database file; None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return Path(database).with_name(Path(database).name + ".migrate-lock")
+
+
+@contextmanager
+def one_migrator(db: Database, connection: Connection) -> Iterator[None]:
+    """Hold the lock that lets one process at a time migrate the database.
+
+    Hub processes starting together (gunicorn workers) must not migrate side by side: on
+    SQLite Alembic commits each revision on its own, so a second process could read the
+    revision between two of the first one's steps and run a step again."""
+    if not db.is_sqlite:
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            connection.commit()
+        return
+    path = sqlite_lock_path(db.url)
+    if path is None:  # in memory: no other process can see it
+        yield
+        return
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` (an empty database gets the whole schema)."""
     if revision in ("head", HEAD) and current_revision(db) == HEAD:
         return
     from alembic import command
 
-    with db.engine.connect() as connection:
-        if not db.is_sqlite:
-            # Hub processes starting together must not both create the tables.
-            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
-            connection.commit()
-        try:
-            config = alembic_config(db.url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-        finally:
-            if not db.is_sqlite:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
-                connection.commit()
+    with db.engine.connect() as connection, one_migrator(db, connection):
+        # Alembic reads the revision again under the lock: a process that waited finds the
+        # schema the other one made and has nothing to do.
+        config = alembic_config(db.url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)

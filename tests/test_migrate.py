@@ -42,3 +42,47 @@ def test_a_hub_starting_on_an_up_to_date_schema_does_not_load_alembic(database_u
     finally:
         db.dispose()
     assert start() == "alembic not loaded"
+
+
+# Each child waits 50 ms after every commit, so that on SQLite (Alembic commits revision by
+# revision) another process would find the schema half-way if nothing kept them apart.
+_SLOW_MIGRATOR = (
+    "import sys, time\n"
+    "from sqlalchemy.engine import Connection, Transaction\n"
+    "def slowed(commit):\n"
+    "    def slow_commit(self):\n"
+    "        commit(self)\n"
+    "        time.sleep(0.05)\n"
+    "    return slow_commit\n"
+    "Connection.commit = slowed(Connection.commit)\n"
+    "Transaction.commit = slowed(Transaction.commit)\n"
+    "from hub.db import Database\n"
+    "from hub.migrate import upgrade\n"
+    "upgrade(Database(sys.argv[1]))\n"
+)
+
+
+def test_processes_starting_together_migrate_one_at_a_time(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SLOW_MIGRATOR, url],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    failures = [child.communicate(timeout=60)[1] for child in children if child.wait(60) != 0]
+    assert failures == []
+    db = Database(url)
+    try:
+        assert migrate.current_revision(db) == migrate.HEAD
+    finally:
+        db.dispose()
+
+
+def test_an_in_memory_database_needs_no_lock_file() -> None:
+    assert migrate.sqlite_lock_path("sqlite://") is None
+    assert migrate.sqlite_lock_path("sqlite:///:memory:") is None
+    assert migrate.sqlite_lock_path("sqlite:////x/hub.sqlite3").name == "hub.sqlite3.migrate-lock"
