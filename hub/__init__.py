@@ -17,6 +17,7 @@ from hub.db import Database, default_sqlite_url
 from hub.dispatcher import Dispatcher
 from hub.metrics import HubMetrics
 from hub.notifier import StreamNotifier
+from hub.pg_relay import PgRelay
 from hub.scheduler import SyncScheduler
 from hub.sockets import SocketRegistry
 from hub.stream_keeper import StreamKeeper
@@ -41,6 +42,9 @@ class Hub:
     watcher: StreamWatcher = field(init=False)
     # SQLite: other processes on this machine are told of each commit at once (None: PostgreSQL).
     wake_socket: WakeSocket | None = field(init=False)
+    # How direct frames reach a socket held by another process: the wake sockets on SQLite,
+    # NOTIFY on PostgreSQL (None: an in-memory database, one process).
+    direct_relay: WakeSocket | PgRelay | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.stream_keeper = StreamKeeper(
@@ -67,6 +71,11 @@ class Hub:
             if in_a_file
             else None
         )
+        self.direct_relay = self.wake_socket
+        if not self.db.is_sqlite:
+            self.direct_relay = PgRelay(
+                self.db.engine, self.dispatcher.owner, direct=self.sockets.send_direct
+            )
 
     def listen_to_other_processes(self) -> None:
         """Be woken for events that other hub processes commit (socket pushers, long polls and
@@ -74,6 +83,8 @@ class Hub:
         self.watcher.start()
         if self.wake_socket is not None:
             self.wake_socket.start()
+        if isinstance(self.direct_relay, PgRelay):
+            self.direct_relay.start()
 
     def start_delivery(self) -> None:
         """Run this process's delivery workers, woken also for other processes' events."""
@@ -94,6 +105,8 @@ class Hub:
     def close(self) -> None:
         if self.wake_socket is not None:
             self.wake_socket.stop()
+        if isinstance(self.direct_relay, PgRelay):
+            self.direct_relay.stop()
         self.watcher.stop()
         self.scheduler.stop()
         self.sockets.close_all()

@@ -1,9 +1,8 @@
 """Direct messages: no storage, no retries; only to platforms on a live WebSocket right now.
 
-A receiver's socket may be open on another process of the hub (another gunicorn worker): on
-SQLite the frame is handed to that process through its wake socket inbox, found from the
-stream lease the socket holds. PostgreSQL hubs, which may span machines, reach the sockets of
-the process that took the message only.
+A receiver's socket may be open on another process of the hub (another gunicorn worker, or on
+PostgreSQL another machine): the frame is handed to that process, found from the stream lease
+the socket holds, through its wake socket inbox (SQLite) or its NOTIFY channel (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
             for receiver in receivers
         }
         elsewhere = {pid for pid in frames if not hub.sockets.is_live(pid)}
-        owners = _socket_owners(session, elsewhere) if hub.wake_socket is not None else {}
+        owners = _socket_owners(session, elsewhere) if hub.direct_relay is not None else {}
     reached = sum(
         1
         for pid, frame in frames.items()
@@ -47,7 +46,7 @@ def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
         if not owner.startswith(hub.dispatcher.owner + "/"):  # this process's socket is gone
             by_owner.setdefault(owner, {})[pid] = frames[pid]
     for owner, relayed in by_owner.items():
-        if hub.wake_socket.send_direct(owner, relayed):
+        if hub.direct_relay.send_direct(owner, relayed):
             reached += len(relayed)
     return {
         "status": 202,

@@ -179,9 +179,8 @@ def test_a_direct_message_reaches_a_socket_held_by_another_process(
     platforms, make_hub, database_url, tmp_path
 ) -> None:
     """W1's socket is open on a real hub process; the direct message is posted to another
-    process of the same hub (the one gunicorn worker of two that did not get the socket)."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("direct frames travel through the wake sockets of SQLite hubs (one machine)")
+    process of the same hub (the one gunicorn worker of two that did not get the socket), on
+    SQLite through its wake socket, on PostgreSQL through NOTIFY."""
     a = platforms("A")
     entries = [
         a.registry_entry(),
