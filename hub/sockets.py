@@ -24,7 +24,13 @@ CLOSE_WAIT = 1.0  # seconds a close waits for a send in progress before it cuts 
 # reading would hold until HUB_WS_SEND_TIMEOUT cuts it. A fixed buffer bounds that (Linux
 # doubles the value); a frame larger than it is still sent, as the platform reads.
 SEND_BUFFER_BYTES = 256 * 1024
-_ORDER = itertools.count(1)  # connections of this process, in the order the hub took them up
+_ORDER = itertools.count(1)  # connections of this process, in the order they came in
+
+
+def next_connection_order() -> int:
+    """A number for a connection coming in, before its handshake is answered: a client that
+    opens a second socket once the first one's handshake is done gets it numbered after."""
+    return next(_ORDER)
 
 
 def _encode(frame: dict[str, Any]) -> str:
@@ -34,11 +40,15 @@ def _encode(frame: dict[str, Any]) -> str:
 class SocketConnection:
     """One platform's socket; sends from several threads are serialized by a lock."""
 
-    def __init__(self, ws: Any, platform_id: int, platform_name: str) -> None:
+    def __init__(
+        self, ws: Any, platform_id: int, platform_name: str, order: int | None = None
+    ) -> None:
+        """``order``: from ``next_connection_order`` when the request came in (a later
+        connection of the platform takes over from an earlier one); else numbered now."""
         self.ws = ws
         self.platform_id = platform_id
         self.platform_name = platform_name
-        self.order = next(_ORDER)
+        self.order = order if order is not None else next_connection_order()
         self.closed = threading.Event()
         self._send_lock = threading.Lock()
         self._sending_since: float | None = None  # monotonic time the send in progress began

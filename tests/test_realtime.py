@@ -16,6 +16,7 @@ import websocket
 from sqlalchemy import func, select, update
 
 from hub import outbox, stream_keeper
+from hub.api import realtime as realtime_api
 from hub.db import Database
 from hub.models import EventKind, Message, OutboxEvent, Platform
 from hub.sockets import SocketConnection, SocketRegistry
@@ -54,12 +55,15 @@ class Realtime:
         return answer.json()
 
 
-def close_code(ws: websocket.WebSocket) -> tuple[int, str]:
-    """Read until the hub's close frame; return its status code and reason."""
-    while True:
+def close_code(ws: websocket.WebSocket, timeout: float = 10.0) -> tuple[int, str]:
+    """Read until the hub's close frame; return its status code and reason. Fails after
+    ``timeout`` seconds without one (the hub's pings would keep the reads going)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         opcode, frame = ws.recv_data_frame(control_frame=True)
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             return int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode()
+    raise AssertionError(f"no close frame within {timeout:g} s")
 
 
 def frames(ws: websocket.WebSocket, count: int) -> list[dict]:
@@ -167,6 +171,32 @@ def test_a_session_that_starts_after_a_newer_connection_s_gives_way() -> None:
     other = SocketConnection(SimpleNamespace(connected=True), 8, "W8")
     with registry.starting(other) as newest:
         assert newest  # another platform: unaffected
+
+
+def test_a_connection_slow_to_reach_its_session_still_counts_as_the_older(
+    rt: Realtime, monkeypatch
+) -> None:
+    """The client opens a second socket once the first one's handshake is answered; the first
+    one's thread is held up after the handshake until the second is live (as a descheduled
+    thread would be). The second, opened later, must keep the stream."""
+    second_live = threading.Event()
+    made = []
+
+    def held_up(*args: Any, **kwargs: Any) -> SocketConnection:
+        made.append(args)
+        if len(made) == 1:  # the first connection: wait until the second has taken the stream
+            second_live.wait(10)
+        return SocketConnection(*args, **kwargs)
+
+    monkeypatch.setattr(realtime_api, "SocketConnection", held_up)
+    first = rt.connect("token-W1")  # returns once the handshake is answered
+    second = rt.connect("token-W1")
+    assert len(frames(second, 4)) == 4  # its session started while the first one's waited
+    second_live.set()
+    assert close_code(first)[0] == 4000  # the first gives way, however late its session came
+    rt.send("after both")
+    assert frames(second, 1)[0]["data"]["text"] == "after both"
+    second.close()
 
 
 def test_calls_over_the_socket_go_through_the_same_ingest(rt: Realtime) -> None:

@@ -6,7 +6,7 @@ import hmac
 import time
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 from flask_smorest import Blueprint
 from flask_sock import Sock
 
@@ -18,7 +18,7 @@ from hub.errors import Conflict
 from hub.models import Platform, Transport
 from hub.schemas import BusIn, BusOut, MessageAccepted, NotificationIn
 from hub.socket_stream import SocketSession
-from hub.sockets import CLOSE_POLICY, SocketConnection
+from hub.sockets import CLOSE_POLICY, SocketConnection, next_connection_order
 
 blp = Blueprint("realtime", __name__, description="Real-time transports and notifications.")
 SECURITY = [{"platformToken": []}]
@@ -103,6 +103,13 @@ def register_socket(app: Flask) -> None:
     )
     sock = Sock(app)
 
+    @app.before_request
+    def _number_the_connection() -> None:
+        # flask-sock answers the handshake before it calls the view below: numbered there, a
+        # connection whose thread was slow to reach the view could be taken for the newer one.
+        if request.endpoint == "websocket":
+            g.ws_order = next_connection_order()
+
     @sock.route("/ws")
     def websocket(ws: Any) -> None:
         token = token_from_request()
@@ -116,5 +123,5 @@ def register_socket(app: Flask) -> None:
             )
             return
         hub = _hub()
-        connection = SocketConnection(ws, platform.id, platform.name)
+        connection = SocketConnection(ws, platform.id, platform.name, g.get("ws_order"))
         SocketSession(hub, connection, platform).run(ws.receive)
