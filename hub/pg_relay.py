@@ -16,7 +16,6 @@ took it only.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from hub.sockets import deliver_relayed, encode_relayed
 from hub.stream_reader import plain_connection
 
 log = logging.getLogger(__name__)
@@ -99,19 +99,10 @@ class PgRelay:
                 for notice in connection.notifies(timeout=WAIT_SECONDS):
                     if self._stop.is_set():
                         break
-                    self._relay(notice.payload)
+                    if notice.payload:  # stop() wakes the listener with an empty one
+                        deliver_relayed(notice.payload, self.direct)
         finally:
             connection.close()
-
-    def _relay(self, payload: str) -> None:
-        """Send the frames of one notification to this process's sockets."""
-        if not payload:  # stop() wakes the listener with an empty one
-            return
-        try:
-            for platform_id, frame in json.loads(payload).items():
-                self.direct(int(platform_id), frame)
-        except Exception:
-            log.exception("relaying another process's direct message failed")
 
     def stop(self) -> None:
         self._stop.set()
@@ -129,7 +120,7 @@ class PgRelay:
         """Hand direct frames to the process named by ``owner`` (a socket lease); True when
         PostgreSQL took them. False for frames too large for one notification, or when the
         database cannot be reached."""
-        payload = json.dumps(frames, separators=(",", ":"), ensure_ascii=False)
+        payload = encode_relayed(frames)
         if len(payload.encode()) > MAX_PAYLOAD:
             log.debug("direct frames for %s too large to relay (%d bytes)", owner, len(payload))
             return False

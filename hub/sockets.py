@@ -9,7 +9,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,8 +33,23 @@ def next_connection_order() -> int:
     return next(_ORDER)
 
 
-def _encode(frame: dict[str, Any]) -> str:
+def _encode(frame: dict[Any, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_relayed(frames: dict[int, dict[str, Any]]) -> str:
+    """Direct frames for another process's sockets (platform id -> frame), as JSON text."""
+    return _encode(frames)
+
+
+def deliver_relayed(text: str | bytes, send: Callable[[int, dict[str, Any]], bool]) -> None:
+    """Send each frame of ``encode_relayed``'s text with ``send(platform_id, frame)``; never
+    raises (a bad relay is logged): it runs in the thread that reads the other processes."""
+    try:
+        for platform_id, frame in json.loads(text).items():
+            send(int(platform_id), frame)
+    except Exception:
+        log.exception("relaying another process's direct message failed")
 
 
 class SocketConnection:

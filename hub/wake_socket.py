@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -30,6 +29,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from hub.sockets import deliver_relayed, encode_relayed
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,8 @@ class WakeSocket:
                 return
             data = bytes(buffer[:size])
             if data.startswith(DIRECT):
-                self._relay(data)
+                if self.direct is not None:
+                    deliver_relayed(data[len(DIRECT) :], self.direct)
                 continue
             ids = decode(data)
             if ids:
@@ -126,16 +128,6 @@ class WakeSocket:
                 except Exception:
                     log.exception("waking for another process's events failed")
 
-    def _relay(self, data: bytes) -> None:
-        """Send the direct frames another process relayed to this one's sockets."""
-        try:
-            frames = json.loads(data[len(DIRECT) :])
-            for platform_id, frame in frames.items():
-                if self.direct is not None:
-                    self.direct(int(platform_id), frame)
-        except Exception:
-            log.exception("relaying another process's direct message failed")
-
     def send_direct(self, owner: str, frames: dict[int, dict[str, Any]]) -> bool:
         """Hand direct frames to the process named by ``owner`` (a socket lease); True when
         its inbox took them. Never blocks; a gone or full inbox, or frames too large for one
@@ -143,7 +135,7 @@ class WakeSocket:
         name = inbox_name(owner)
         if name is None:
             return False
-        data = DIRECT + json.dumps(frames, separators=(",", ":"), ensure_ascii=False).encode()
+        data = DIRECT + encode_relayed(frames).encode()
         with self._lock:
             if self._outbox.fileno() < 0 or len(data) > MAX_DATAGRAM:
                 return False
