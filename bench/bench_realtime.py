@@ -888,7 +888,8 @@ def check_stream(
     phase: str, name: str, got: list[tuple[float, int, str]], items: list[Sent]
 ) -> Check:
     """Compare what one socket received with what the hub accepted, in acceptance order (the
-    message id: SQLite serializes the writes, so id order is commit order is seq order)."""
+    message id: a message takes its receivers' seqs before its id, so for the messages of one
+    room id order is seq order, on SQLite and on PostgreSQL)."""
     accepted = sorted((i for i in items if i.status == 202), key=lambda i: i.message_id)
     rank = {item.text: position for position, item in enumerate(accepted)}
     result = Check(phase, name, len(accepted), received=len(got))

@@ -137,14 +137,19 @@ def accept_message(session: Session, caller: Platform, data: dict[str, Any]) -> 
     """Store a message and queue it, rendered per receiver, for every member platform."""
     room, sender = resolve_message(session, caller, data)
     connection = session.connection()
-    message = store_message(connection, room, sender, data["text"], data.get("clientMessageId"))
     receivers = message_receivers(connection, room, caller.id)
+    # Seqs before the message's id: on PostgreSQL the receivers' rows stay locked from here,
+    # so of two messages to the same platforms the one with the smaller id comes first in
+    # every stream (SQLite, one writer at a time, gives that anyway).
+    seqs = outbox.reserve_one_each(connection, [r.id for r in receivers])
+    message = store_message(connection, room, sender, data["text"], data.get("clientMessageId"))
     outbox.enqueue_each(
         session,
         EventKind.MESSAGE,
         [(r.id, message_payload(message, room, sender, r)) for r in receivers],
         message_id=message.id,
         connection=connection,
+        seqs=seqs,
     )
     answer = {
         "status": 202,

@@ -134,8 +134,11 @@ _MARK_DELIVERED = (
 )
 
 
-def _reserve_one_each(connection: Connection, platform_ids: list[int]) -> dict[int, int]:
-    """Take the next seq of each platform's stream; return them by platform id."""
+def reserve_one_each(connection: Connection, platform_ids: list[int]) -> dict[int, int]:
+    """Take the next seq of each platform's stream; return them by platform id. On PostgreSQL
+    each platform's row stays locked until the transaction ends."""
+    if not platform_ids:
+        return {}
     if connection.dialect.name != "sqlite":
         # One row lock at a time, in the order given: concurrent fan-outs lock in one order.
         return {pid: fetch(connection, _NEXT_SEQ, (pid,))[0][0] for pid in platform_ids}
@@ -188,14 +191,17 @@ def enqueue_each(
     events: Sequence[tuple[int, dict[str, Any]]],
     message_id: int | None = None,
     connection: Connection | None = None,
+    seqs: dict[int, int] | None = None,
 ) -> None:
     """Append one event to each of several platforms' streams (a message's fan-out), with one
     INSERT for all of them. Seqs are taken in the order given (platform id order keeps
-    PostgreSQL's row locks in one order across transactions)."""
+    PostgreSQL's row locks in one order across transactions), unless ``seqs`` gives those
+    the caller took with ``reserve_one_each``."""
     if not events:
         return
     connection = connection or session.connection()
-    seqs = _reserve_one_each(connection, [platform_id for platform_id, _ in events])
+    if seqs is None:
+        seqs = reserve_one_each(connection, [platform_id for platform_id, _ in events])
     now = stored_time(connection, utcnow())
     kind_value, pending = kind.value, EventStatus.PENDING.value  # psycopg sends Enum names
     rows = [

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 
+from sqlalchemy import select
+
+from hub.models import EventKind, OutboxEvent
 from tests.conftest import Trio
 from tests.support.loopback_platform import wait_for
 
@@ -37,6 +41,49 @@ def test_messages_arrive_in_the_order_they_were_accepted(trio: Trio) -> None:
     for receiver in (trio.a, trio.c):
         wait_for(lambda r=receiver: len(r.acked("message")) == 25, message=receiver.name)
         assert [c.json["text"] for c in receiver.acked("message")] == texts
+
+
+def test_messages_posted_at_once_are_in_id_order_in_every_stream(trio: Trio) -> None:
+    """Eight clients post together. Each platform's stream (seq order) holds the messages in
+    the order of their ids, the same for both receivers: on PostgreSQL, where transactions
+    run side by side, a message takes its seqs (locking the receivers' rows) before its id."""
+    clients, each = 8, 15
+    start = threading.Barrier(clients)
+    failures: list[int] = []
+
+    def post_some(worker: int) -> None:
+        client = trio.hub.app.test_client()
+        headers = {"Authorization": f"Bearer {trio.a.token}"}
+        start.wait(10)
+        for i in range(each):
+            body = {
+                "roomOriginalPlatform": "A",
+                "roomId": 10,
+                "senderId": 1,
+                "text": f"{worker}.{i}",
+            }
+            answer = client.post("/message", json=body, headers=headers)
+            if answer.status_code != 202:
+                failures.append(answer.status_code)
+
+    threads = [threading.Thread(target=post_some, args=(w,)) for w in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with trio.hub.hub.db.read() as session:
+        rows = session.execute(
+            select(OutboxEvent.platform_id, OutboxEvent.message_id)
+            .where(OutboxEvent.kind == EventKind.MESSAGE)
+            .order_by(OutboxEvent.platform_id, OutboxEvent.seq)
+        ).all()
+    streams: dict[int, list[int]] = {}
+    for platform_id, message_id in rows:
+        streams.setdefault(platform_id, []).append(message_id)
+    assert len(streams) == 2 and all(len(ids) == clients * each for ids in streams.values())
+    for ids in streams.values():
+        assert ids == sorted(ids)
 
 
 def test_a_platform_down_for_30_messages_gets_all_in_order_once_and_others_are_not_delayed(
