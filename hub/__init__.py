@@ -59,16 +59,14 @@ class Hub:
             self.wake,
             leases_moved=self.stream_keeper.leases_moved,
         )
-        database_file = self.db.engine.url.database if self.db.is_sqlite else None
-        in_a_file = database_file not in (None, "", ":memory:")
         self.wake_socket = (
             WakeSocket(
-                wake_folder(database_file),
+                wake_folder(str(self.db.sqlite_file)),
                 self.wake,
                 owner=self.dispatcher.owner,
                 direct=self.sockets.send_direct,
             )
-            if in_a_file
+            if self.db.sqlite_file is not None
             else None
         )
         self.direct_relay = self.wake_socket

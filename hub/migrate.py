@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, make_url, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from hub.db import Database
@@ -47,14 +47,6 @@ def current_revision(db: Database) -> str | None:
         return None
 
 
-def sqlite_lock_path(url: str) -> Path | None:
-    """The lock file beside a SQLite database file; None for an in-memory database."""
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
-        return None
-    return Path(database).with_name(Path(database).name + ".migrate-lock")
-
-
 @contextmanager
 def one_migrator(db: Database, connection: Connection) -> Iterator[None]:
     """Hold the lock that lets one process at a time migrate the database.
@@ -71,10 +63,10 @@ def one_migrator(db: Database, connection: Connection) -> Iterator[None]:
             connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
             connection.commit()
         return
-    path = sqlite_lock_path(db.url)
-    if path is None:  # in memory: no other process can see it
+    if db.sqlite_file is None:  # in memory: no other process can see it
         yield
         return
+    path = db.sqlite_file.with_name(db.sqlite_file.name + ".migrate-lock")
     with path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         yield

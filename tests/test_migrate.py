@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
 from hub import migrate
-from hub.db import Database
+from hub.db import Database, sqlite_file
 from tests.hub_process import ROOT
 
 _STARTS = (
@@ -75,6 +76,7 @@ def test_processes_starting_together_migrate_one_at_a_time(tmp_path) -> None:
     ]
     failures = [child.communicate(timeout=60)[1] for child in children if child.wait(60) != 0]
     assert failures == []
+    assert (tmp_path / "hub.sqlite3.migrate-lock").exists()  # the lock they took turns on
     db = Database(url)
     try:
         assert migrate.current_revision(db) == migrate.HEAD
@@ -82,7 +84,7 @@ def test_processes_starting_together_migrate_one_at_a_time(tmp_path) -> None:
         db.dispose()
 
 
-def test_an_in_memory_database_needs_no_lock_file() -> None:
-    assert migrate.sqlite_lock_path("sqlite://") is None
-    assert migrate.sqlite_lock_path("sqlite:///:memory:") is None
-    assert migrate.sqlite_lock_path("sqlite:////x/hub.sqlite3").name == "hub.sqlite3.migrate-lock"
+def test_an_in_memory_database_has_no_file_to_lock_beside() -> None:
+    assert sqlite_file("sqlite://") is None
+    assert sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("sqlite:////x/hub.sqlite3") == Path("/x/hub.sqlite3")
