@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from adapters.base import Adapter, OutgoingEvent, PlatformTarget
 from adapters.errors import DeliveryError, Permanent, Retryable, Unsupported
-from adapters.poll import PollAdapter
+from adapters.poll.items import PollAdapter
 from adapters.rest import RestAdapter
-from adapters.websocket import WebSocketAdapter
+from adapters.websocket.frames import WebSocketAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "rest": RestAdapter,

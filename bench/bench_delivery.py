@@ -1088,15 +1088,16 @@ class Bench:
         The hub is not woken (its workers see the events on their next poll or /ping)."""
         if str(self.hub.root) not in sys.path:
             sys.path.insert(0, str(self.hub.root))
-        from hub import outbox
-        from hub.db import Database
-        from hub.ingest import store_message
         from hub.message_routing import (
             load_room,
             load_sender,
             message_payload,
             message_receivers,
         )
+
+        from hub import outbox
+        from hub.db import Database
+        from hub.ingest import store_message
         from hub.models import EventKind
 
         db = Database(self.hub.db_url)

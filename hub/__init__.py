@@ -12,17 +12,17 @@ from typing import Any
 import click
 from flask import Flask
 
+from adapters.websocket.connections import SocketRegistry
+from adapters.websocket.keeper import StreamKeeper
 from hub.config import PROJECT_ROOT, load_config
 from hub.db import Database, default_sqlite_url
-from hub.dispatcher import Dispatcher
-from hub.metrics import HubMetrics
-from hub.notifier import StreamNotifier
-from hub.pg_relay import PgRelay
-from hub.scheduler import SyncScheduler
-from hub.sockets import SocketRegistry
-from hub.stream_keeper import StreamKeeper
-from hub.stream_watcher import StreamWatcher
-from hub.wake_socket import WakeSocket, wake_folder
+from hub.delivery.dispatcher import Dispatcher
+from hub.monitoring.metrics import HubMetrics
+from hub.usersync.scheduler import SyncScheduler
+from hub.wakeup.datagram import WakeSocket, wake_folder
+from hub.wakeup.local import StreamNotifier
+from hub.wakeup.notify import PgRelay
+from hub.wakeup.watcher import StreamWatcher
 
 log = logging.getLogger("hub")
 
@@ -131,8 +131,10 @@ def _serves_requests() -> bool:
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the hub: configuration, database (migrated), API, registry, delivery, scheduler."""
-    from hub import cli, migrate, registry
+    from hub import cli
     from hub.api import register_api
+    from hub.db import migrate
+    from hub.registry import platforms as registry
 
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
     config = load_config(test_config)

@@ -19,7 +19,7 @@ import websocket
 from hub import db as hub_db
 from hub.db import Database
 from hub.models import Platform
-from hub.wake_socket import WakeSocket, wake_folder
+from hub.wakeup.datagram import WakeSocket, wake_folder
 from tests.hub_process import HubProcess
 from tests.support.loopback_platform import wait_for
 

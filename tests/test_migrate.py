@@ -9,8 +9,7 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
-from hub import migrate
-from hub.db import Database, sqlite_file
+from hub.db import Database, migrate, sqlite_file
 from tests.hub_process import ROOT
 
 _STARTS = (
@@ -58,7 +57,7 @@ _SLOW_MIGRATOR = (
     "Connection.commit = slowed(Connection.commit)\n"
     "Transaction.commit = slowed(Transaction.commit)\n"
     "from hub.db import Database\n"
-    "from hub.migrate import upgrade\n"
+    "from hub.db.migrate import upgrade\n"
     "upgrade(Database(sys.argv[1]))\n"
 )
 

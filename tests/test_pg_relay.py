@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hub import pg_relay
-from hub.pg_relay import MAX_PAYLOAD, PgRelay
+from hub.wakeup import notify as pg_relay
+from hub.wakeup.notify import MAX_PAYLOAD, PgRelay
 from tests.conftest import postgres_url
 from tests.support.loopback_platform import wait_for
 

@@ -15,11 +15,12 @@ import requests
 import websocket
 from sqlalchemy import func, select, update
 
-from hub import outbox, stream_keeper
+from adapters.websocket import keeper as stream_keeper
+from adapters.websocket.connections import SocketConnection, SocketRegistry
 from hub.api import realtime as realtime_api
 from hub.db import Database
 from hub.models import EventKind, Message, OutboxEvent, Platform
-from hub.sockets import SocketConnection, SocketRegistry
+from hub.outbox import streams as outbox
 from tests.support.loopback_platform import wait_for
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.retry import RetryPolicy
+from hub.delivery.retry import RetryPolicy
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from hub import create_app
 from hub.models import JobRun
-from hub.scheduler import cron_trigger, crontab_weekdays, period_key
+from hub.usersync.scheduler import cron_trigger, crontab_weekdays, period_key
 from tests.conftest import FAST
 from tests.support.loopback_platform import wait_for
 

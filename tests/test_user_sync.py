@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from hub import user_sync
 from hub.models import JobRun, OutboxEvent, Platform
+from hub.usersync import sync as user_sync
 from tests.conftest import HubClient
 from tests.support.loopback_platform import LoopbackPlatform, wait_for
 

@@ -10,8 +10,8 @@ from flask import Flask, jsonify, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from hub.calls import flatten
 from hub.errors import ApiError, BadRequest
+from hub.ingest.calls import flatten
 
 log = logging.getLogger(__name__)
 

@@ -9,19 +9,22 @@ from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy import delete, func, select
 
-from hub import outbox, registry, status, user_sync
-from hub.auth import authenticate_admin, forget_tokens
-from hub.directory import platform_by_name
+from hub.api.auth import authenticate_admin, forget_tokens
 from hub.errors import NotFound
+from hub.ingest.directory import platform_by_name
 from hub.models import OutboxEvent, Platform, User
-from hub.schemas import (
+from hub.monitoring import status
+from hub.outbox import streams as outbox
+from hub.registry import platforms as registry
+from hub.schemas.bodies import (
     AdminPlatformOut,
     DeadLetterOut,
     DeadLettersQuery,
     Envelope,
     PlatformEntrySchema,
 )
-from hub.schemas_sync import SyncReportOut, SyncUsersQuery
+from hub.schemas.sync import SyncReportOut, SyncUsersQuery
+from hub.usersync import sync as user_sync
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Operating the hub.")
 SECURITY = [{"adminToken": []}]

@@ -8,13 +8,14 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from hub import calls, outbox
-from hub.auth import authenticate_platform, platform_for_token, token_from_request
-from hub.directory import platform_by_name
+from hub.api.auth import authenticate_platform, platform_for_token, token_from_request
 from hub.errors import NotFound, Unauthorized
+from hub.ingest import calls
+from hub.ingest.directory import platform_by_name
 from hub.models import Platform, User
-from hub.routing import user_payload
-from hub.schemas import (
+from hub.outbox import streams as outbox
+from hub.routing.receivers import user_payload
+from hub.schemas.bodies import (
     Envelope,
     MessageAccepted,
     MessageIn,

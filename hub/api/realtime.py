@@ -11,14 +11,15 @@ from flask_smorest import Blueprint
 from flask_sock import Sock
 
 from adapters import OutgoingEvent
-from adapters.poll import PollAdapter
-from hub import notifications, outbox
-from hub.auth import authenticate_platform, platform_for_token, token_from_request
+from adapters.poll.items import PollAdapter
+from adapters.websocket.connections import CLOSE_POLICY, SocketConnection, next_connection_order
+from adapters.websocket.session import SocketSession
+from hub.api.auth import authenticate_platform, platform_for_token, token_from_request
 from hub.errors import Conflict
+from hub.ingest import notifications
 from hub.models import Platform, Transport
-from hub.schemas import BusIn, BusOut, MessageAccepted, NotificationIn
-from hub.socket_stream import SocketSession
-from hub.sockets import CLOSE_POLICY, SocketConnection, next_connection_order
+from hub.outbox import streams as outbox
+from hub.schemas.bodies import BusIn, BusOut, MessageAccepted, NotificationIn
 
 blp = Blueprint("realtime", __name__, description="Real-time transports and notifications.")
 SECURITY = [{"platformToken": []}]

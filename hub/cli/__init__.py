@@ -9,9 +9,9 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from hub import migrate
 from hub.cli import deliver, demo, platforms, streams, sync
 from hub.cli.output import hub_of
+from hub.db import migrate
 
 
 @click.group("db", cls=AppGroup, help="Database schema commands.")

@@ -10,12 +10,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import delete, func, select
 
-from hub import registry, status
-from hub.auth import forget_tokens
+from hub.api.auth import forget_tokens
 from hub.cli.output import age, hub_of, short, table, when
-from hub.directory import platform_by_name
 from hub.errors import BadRequest
+from hub.ingest.directory import platform_by_name
 from hub.models import EventStatus, OutboxEvent, Platform, Room, User, utcnow
+from hub.monitoring import status
+from hub.registry import platforms as registry
 
 PLATFORM_COLUMNS = ["NAME", "TRANSPORT", "ENABLED", "HEALTH", "USERS", "QUEUE", "OLDEST"]
 QUEUE_COLUMNS = ["NAME", "HEALTH", "PENDING", "OLDEST", "DEAD", "LAST SEQ", "RETRY IN"]

@@ -7,11 +7,12 @@ from datetime import datetime
 import click
 from flask.cli import with_appcontext
 
-from hub import outbox, status
 from hub.cli.output import hub_of, short, table, when
-from hub.directory import platform_by_name
 from hub.errors import NotFound
-from hub.replay import replay_stream
+from hub.ingest.directory import platform_by_name
+from hub.monitoring import status
+from hub.outbox import streams as outbox
+from hub.outbox.replay import replay_stream
 
 
 @click.command("deadletters")

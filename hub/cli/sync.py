@@ -6,10 +6,10 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub import user_sync
 from hub.cli.output import hub_of, short, table
 from hub.errors import ApiError
-from hub.user_sync import PlatformSync, SyncReport
+from hub.usersync import sync as user_sync
+from hub.usersync.sync import PlatformSync, SyncReport
 
 
 def _counts(result: PlatformSync) -> str:

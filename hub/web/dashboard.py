@@ -12,8 +12,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import outbox, status
 from hub.models import EventStatus, Health, OutboxEvent, Platform, Room, User, utcnow
+from hub.monitoring import status
+from hub.outbox import streams as outbox
 from hub.web.text import MAX_ERROR, Redactor, duration, iso, safe_endpoint, utc_text
 from hub.web.traffic import Traffic, messages_per_minute
 

@@ -13,7 +13,7 @@ MAX_SEQ = 2**31 - 1  # seq is a 32-bit integer column
 
 @dataclass(frozen=True)
 class ReplayRequest:
-    """The arguments of ``hub.replay.replay_stream`` beyond the session."""
+    """The arguments of ``hub.outbox.replay.replay_stream`` beyond the session."""
 
     platform: str
     from_seq: int | None = None

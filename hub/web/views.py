@@ -25,8 +25,8 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from hub import outbox
 from hub.errors import ApiError
+from hub.outbox import streams as outbox
 from hub.web import dashboard, security
 from hub.web.forms import ReplayRequest, parse_replay
 
@@ -52,10 +52,10 @@ def back(anchor: str | None = None) -> Response:
 
 
 def replay_function() -> Callable[..., int] | None:
-    """Return ``hub.replay.replay_stream`` when that module is installed, else None."""
-    if importlib.util.find_spec("hub.replay") is None:
+    """Return ``hub.outbox.replay.replay_stream`` when that module is installed, else None."""
+    if importlib.util.find_spec("hub.outbox.replay") is None:
         return None
-    return getattr(importlib.import_module("hub.replay"), "replay_stream", None)
+    return getattr(importlib.import_module("hub.outbox.replay"), "replay_stream", None)
 
 
 @bp.context_processor

@@ -1,0 +1,302 @@
+"""The delivery loop: one worker per pushing platform claims its stream's head and sends it.
+
+A worker owns its platform's stream through a lease in the database, so with several hub
+processes exactly one sends a platform's events, in seq order; a crashed owner's lease runs out.
+No transaction is held open across an outbound call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from adapters import Adapter, OutgoingEvent, PlatformTarget, adapter_for
+from adapters.errors import DeliveryError, Permanent, Retryable, Unsupported
+from hub.models import Health, Platform, utcnow
+from hub.outbox import streams as outbox
+from hub.outbox.reader import as_datetime
+from hub.registry.onboarding import apply_users
+
+log = logging.getLogger(__name__)
+
+# Acknowledged events are recorded as delivered at most this long after their answer (and
+# always before the worker waits): one write a round would cost more than the sending.
+RECORD_EVERY = 0.05
+
+
+@dataclass(frozen=True)
+class StreamState:
+    health: Health
+    failures: int
+    next_attempt_at: datetime | None
+    users_synced: bool
+    has_pending: bool
+
+
+def target_of(platform: Platform) -> PlatformTarget:
+    """What a transport needs to reach a platform."""
+    return PlatformTarget(
+        platform.id, platform.name, str(platform.transport), platform.endpoint, platform.token
+    )
+
+
+class PlatformWorker(threading.Thread):
+    """Deliver one platform's stream, in order, for as long as this process owns it."""
+
+    def __init__(self, dispatcher: Any, target: PlatformTarget) -> None:
+        super().__init__(name=f"deliver-{target.name}", daemon=True)
+        self.dispatcher = dispatcher
+        self.target = target
+        self.db = dispatcher.db
+        self.cfg = dispatcher.config
+        # Each worker owns leases under its own id, so a worker restarted in this process (after
+        # the platform's entry changed) waits for the old one to hand the stream back.
+        self.owner = f"{dispatcher.owner}/{uuid.uuid4().hex[:6]}"
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        # What this worker knows between rounds, so that a flowing stream costs one read per
+        # round: the platform's health, whether events flow (state need not be re-read), when
+        # the lease must be renewed, and events sent but not yet recorded as delivered.
+        self._health = Health.UP
+        self._failures = 0
+        self._flowing = False
+        self._renew_at = 0.0
+        self._unflushed: list[int] = []
+        self._record_at = 0.0
+        # The seq of the last event this worker took care of: the next round reads after it,
+        # so events sent but not yet recorded are not read again.
+        self._last_sent = 0
+        self._delivered_count = dispatcher.metrics.deliveries.labels(target.name, "delivered")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        adapter = adapter_for(self.target, self.cfg["HUB_DELIVERY_TIMEOUT"])
+        try:
+            while not self._stopping.is_set():
+                try:
+                    pause = self.step(adapter)
+                except Exception:  # a database hiccup must not kill the worker
+                    log.exception("%s: delivery step failed", self.target.name)
+                    self._flowing = False
+                    pause = self.cfg["HUB_DELIVERY_POLL_INTERVAL"]
+                if pause > 0:
+                    self._wake.wait(pause)
+                self._wake.clear()
+        finally:
+            adapter.close()
+            try:
+                with self.db.write() as session:
+                    self._record(session)
+                    outbox.release_leases(session, self.owner)
+            except Exception:
+                log.exception("%s: could not hand back the stream's lease", self.target.name)
+
+    def _state(self) -> StreamState | None:
+        with self.db.read() as session:
+            platform = session.get(Platform, self.target.id)
+            if platform is None:
+                return None
+            has_pending = bool(outbox.pending_head(session, platform.id, 1))
+            return StreamState(
+                platform.health,
+                platform.failures,
+                platform.next_attempt_at,
+                platform.users_synced_at is not None,
+                has_pending,
+            )
+
+    def step(self, adapter: Adapter) -> float:
+        """Do one round of work; return how long to wait before the next."""
+        idle = self.cfg["HUB_DELIVERY_POLL_INTERVAL"]
+        if not self._flowing:
+            # Down, backing off, not yet onboarded, or unknown: read the platform's state. Once
+            # events flow, the worker knows it and skips this read (see _claim).
+            state = self._state()
+            if state is None:
+                self._stopping.set()
+                return 0
+            self._health, self._failures = state.health, state.failures
+            if state.next_attempt_at is not None:
+                remaining = (state.next_attempt_at - utcnow()).total_seconds()
+                if remaining > 0:
+                    # Re-read now and then: a /ping served by another process clears the wait.
+                    return min(remaining, idle)
+            if state.users_synced and not state.has_pending:
+                return idle
+            if not state.users_synced:
+                if not self._own_lease():
+                    return idle
+                try:
+                    self._pull_users(adapter)
+                except Retryable as exc:
+                    return self._fail(None, exc)
+        batch = self._claim()
+        if batch is None:
+            return idle  # another process owns the stream
+        self._flowing = True
+        if not batch:
+            return idle
+        for event in batch:
+            if self._stopping.is_set():
+                break
+            if time.monotonic() >= self._renew_at and not self._own_lease():
+                return 0  # lost the lease: another process goes on from here
+            try:
+                adapter.send(OutgoingEvent(event.event_id, event.seq, event.kind, event.payload))
+            except Retryable as exc:
+                return self._fail(event, exc)
+            except Unsupported as exc:
+                self._skip(event, exc)
+                self._last_sent = event.seq
+                continue
+            except Permanent as exc:
+                self._dead_letter(event, exc)
+                self._last_sent = event.seq
+                continue
+            self._sent(event)
+            self._delivered_count.inc()
+        return 0
+
+    def _sent(self, event: outbox.QueuedEvent) -> None:
+        """Remember an acknowledged event until the next write records it."""
+        if not self._unflushed:
+            self._record_at = time.monotonic() + RECORD_EVERY
+        self._unflushed.append(event.id)
+        self._last_sent = event.seq
+
+    def _own_lease(self) -> bool:
+        """Record what was sent, then take or renew the lease; False if another owns it."""
+        with self.db.write() as session:
+            self._record(session)
+            return self._renew(session)
+
+    def _renew(self, session: Any) -> bool:
+        lease = self.cfg["HUB_LEASE_SECONDS"]
+        if not outbox.acquire_lease(session, self.target.id, self.owner, lease):
+            self._flowing, self._renew_at = False, 0.0
+            return False
+        self._renew_at = time.monotonic() + lease / 3
+        return True
+
+    def _claim(self) -> list[outbox.QueuedEvent] | None:
+        """Read the next events of the stream; None if another process owns it.
+
+        One plain-cursor read a round. A write transaction only to renew the lease before
+        sending, and to record sent events as delivered every RECORD_EVERY seconds or before
+        the worker waits: a busy stream costs a read per round rather than a write.
+        """
+        rows = self.dispatcher.reader.read(
+            self.target.id, self._last_sent, self.cfg["HUB_DELIVERY_BATCH"]
+        )
+        now = time.monotonic()
+        renew = bool(rows) and now >= self._renew_at
+        record = bool(self._unflushed) and (
+            not rows or now >= self._record_at or self._health != Health.UP
+        )
+        if renew or record:
+            with self.db.write() as session:
+                self._record(session)
+                if renew and not self._renew(session):
+                    return None
+        return [
+            outbox.QueuedEvent(row_id, event_id, seq, kind, payload, as_datetime(at), attempts)
+            for event_id, seq, kind, payload, row_id, at, attempts in rows
+        ]
+
+    def _record(self, session: Any) -> None:
+        """Mark the events sent since the last round delivered (and the platform up)."""
+        if not self._unflushed:
+            return
+        outbox.mark_delivered(session, self._unflushed)
+        self._unflushed = []
+        if self._health != Health.UP:
+            outbox.mark_up(session, self.target.id)
+            self._health, self._failures = Health.UP, 0
+            log.info("%s is up again; replaying its queue", self.target.name)
+
+    def _pull_users(self, adapter: Adapter) -> None:
+        try:
+            users = adapter.fetch_users()
+        except Permanent as exc:
+            log.warning(
+                "%s: GET users refused (%s); onboarding goes on without its users",
+                self.target.name,
+                exc.message,
+            )
+            users = []
+        with self.db.write() as session:
+            platform = session.get(Platform, self.target.id)
+            if platform is not None:
+                pulled = apply_users(session, platform, users)
+                outbox.mark_up(session, platform.id)
+                self._health, self._failures = Health.UP, 0
+                log.info(
+                    "%s: pulled users: %d new, %d renamed, %d invalid",
+                    self.target.name,
+                    len(pulled.created),
+                    len(pulled.renamed),
+                    len(pulled.invalid),
+                )
+
+    def _fail(self, event: outbox.QueuedEvent | None, exc: DeliveryError) -> float:
+        policy = self.dispatcher.policy
+        delay = policy.delay(self._failures + 1)
+        now = utcnow()
+        with self.db.write() as session:
+            self._record(session)
+            self._failures = outbox.mark_down(
+                session, self.target.id, exc.message, now + timedelta(seconds=delay)
+            )
+            if event is not None:
+                outbox.record_failure(session, event.id, exc.message)
+                cutoff = now - timedelta(seconds=policy.dead_letter_after)
+                if event.queued_at < cutoff:
+                    expired = outbox.dead_letter_expired(
+                        session, self.target.id, cutoff, exc.message
+                    )
+                    self.dispatcher.metrics.deliveries.labels(self.target.name, "expired").inc(
+                        expired
+                    )
+        self.dispatcher.metrics.deliveries.labels(self.target.name, "failed").inc()
+        if self._health == Health.UP:
+            log.warning("%s is down (%s); retrying in %.2fs", self.target.name, exc.message, delay)
+        self._health, self._flowing = Health.DOWN, False
+        return delay
+
+    def _skip(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:
+        with self.db.write() as session:
+            self._record(session)
+            outbox.skip(session, event.id, exc.message)
+            platform = session.get(Platform, self.target.id)
+            if platform is not None and platform.takes_notifications:
+                platform.takes_notifications = False
+                log.info(
+                    "%s takes no notifications (%s); none will be queued for it",
+                    self.target.name,
+                    exc.message,
+                )
+        self.dispatcher.metrics.deliveries.labels(self.target.name, "skipped").inc()
+
+    def _dead_letter(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:
+        with self.db.write() as session:
+            self._record(session)
+            outbox.dead_letter(session, event.id, exc.message)
+        self.dispatcher.metrics.deliveries.labels(self.target.name, "dead_letter").inc()
+        log.warning(
+            "%s rejected event %s (seq %d) for good: %s",
+            self.target.name,
+            event.event_id,
+            event.seq,
+            exc.message,
+        )

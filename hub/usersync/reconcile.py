@@ -1,0 +1,150 @@
+"""Reconcile a platform's ``GET users`` answer with the directory (onboarding and sync).
+
+``reconcile_users`` registers new users and renames changed ones, forwarding each change to the
+other platforms exactly as ``POST /user`` does; users missing from the answer are reported as
+vanished and, only when asked, deleted (with their room memberships, see ``_delete_vanished``).
+With ``apply=False`` it computes the same diff and writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.ids import global_id, local_id_key
+from hub.ingest.directory import upsert_user
+from hub.ingest.records import forward_user
+from hub.models import EventKind, Platform, Room, RoomMember, User, utcnow
+from hub.outbox import streams as outbox
+from hub.routing.receivers import member_platform_ids, room_payload, room_receivers
+from hub.schemas.bodies import UserIn
+
+SHOWN = 200  # characters of an invalid entry kept in the report
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """One user the reconcile creates, renames or finds vanished."""
+
+    global_id: str
+    name: str
+    old_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        answer = {"globalId": self.global_id, "name": self.name}
+        return answer if self.old_name is None else {**answer, "oldName": self.old_name}
+
+
+@dataclass
+class UserDiff:
+    """What a platform's user list changes in the directory."""
+
+    created: list[UserChange] = field(default_factory=list)
+    renamed: list[UserChange] = field(default_factory=list)
+    vanished: list[UserChange] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+
+
+def read_entries(entries: list[Any]) -> tuple[dict[str, dict[str, Any]], set[str], list[str]]:
+    """Validate a ``GET users`` list; return valid users by id key, every id named, and errors."""
+    schema = UserIn()
+    valid: dict[str, dict[str, Any]] = {}
+    named: set[str] = set()
+    invalid: list[str] = []
+    for entry in entries:
+        shown = repr(entry)[:SHOWN]
+        if not isinstance(entry, dict):
+            invalid.append(f"{shown}: not an object")
+            continue
+        raw_id = entry.get("id")
+        if isinstance(raw_id, int | str) and not isinstance(raw_id, bool):
+            # A readable id protects its user from being taken for vanished, even if the
+            # rest of the entry is wrong.
+            named.add(local_id_key(raw_id)[0])
+        try:
+            data = schema.load(entry)
+        except ValidationError as exc:
+            invalid.append(f"{shown}: {exc.messages}")
+            continue
+        key = local_id_key(data["id"])[0]
+        if key in valid:
+            invalid.append(f"{shown}: duplicate id, the first entry is kept")
+            continue
+        valid[key] = data
+    return valid, named, invalid
+
+
+def reconcile_users(
+    session: Session,
+    platform: Platform,
+    entries: list[Any],
+    *,
+    apply: bool = True,
+    delete_vanished: bool = False,
+) -> UserDiff:
+    """Diff a platform's user list against the directory and, if ``apply``, make it so."""
+    valid, named, invalid = read_entries(entries)
+    diff = UserDiff(invalid=invalid)
+    known = {
+        user.local_id: user
+        for user in session.execute(
+            select(User).where(User.platform_id == platform.id).order_by(User.id)
+        ).scalars()
+    }
+    for key, data in valid.items():
+        user = known.get(key)
+        is_int = local_id_key(data["id"])[1]
+        if user is None:
+            diff.created.append(UserChange(global_id(platform.name, key), data["name"]))
+        elif (user.name, user.local_id_is_int) != (data["name"], is_int):
+            diff.renamed.append(UserChange(user.global_id, data["name"], user.name))
+        else:
+            continue
+        if apply:
+            forward_user(session, upsert_user(session, platform, data["id"], data["name"]).row)
+    gone = [user for key, user in known.items() if key not in named]
+    diff.vanished = [UserChange(user.global_id, user.name) for user in gone]
+    if apply:
+        if delete_vanished and gone:
+            _delete_vanished(session, gone)
+        platform.users_synced_at = utcnow()
+    return diff
+
+
+def _delete_vanished(session: Session, gone: list[User]) -> None:
+    """Delete users and their memberships; send each room they left to whoever knows it.
+
+    A room update goes where ``POST /room`` would send it (member platforms, all of them for a
+    public room, and platforms that lost their last member), and also to the room's own
+    platform unless the user was its own: the change did not come from it, so it must learn it.
+    """
+    ids = {user.id for user in gone}
+    rooms = (
+        session.execute(
+            select(Room)
+            .join(RoomMember, RoomMember.room_id == Room.id)
+            .where(RoomMember.user_id.in_(ids))
+            .distinct()
+            .order_by(Room.id)
+        )
+        .scalars()
+        .all()
+    )
+    owners = {user.platform_id for user in gone}
+    for room in rooms:
+        before = member_platform_ids(room)
+        room.members = [m for m in room.members if m.user_id not in ids]
+        session.flush()
+        receivers = room_receivers(session, room, extra=before - member_platform_ids(room))
+        if room.platform_id not in owners and room.platform.enabled:
+            receivers.append(room.platform)
+        payload = room_payload(room)
+        for receiver in receivers:
+            outbox.enqueue(session, receiver.id, EventKind.ROOM, [payload])
+    for user in gone:
+        session.delete(user)
+    session.flush()
