@@ -1,5 +1,7 @@
-"""The WSGI entry point: ``flask --app wsgi run`` or ``gunicorn wsgi:app``."""
+"""The server entry point (``gunicorn wsgi:app``, ``flask --app wsgi run``): the app, with the
+services a server process runs (``Hub.serve``). Commands load ``--app hub`` instead."""
 
 from hub import create_app
 
 app = create_app()
+app.extensions["hub"].serve()

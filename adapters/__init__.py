@@ -1,43 +1,42 @@
-"""Transports to platforms: one module each, one line each in this registry."""
+"""Transports to platforms: one package each, one line each in this registry."""
 
 from __future__ import annotations
 
-from adapters.base import Adapter, OutgoingEvent, PlatformTarget
+from adapters import poll, websocket
+from adapters.base import Adapter, OutgoingEvent, PlatformTarget, Transport
 from adapters.errors import DeliveryError, Permanent, Retryable, Unsupported
-from adapters.poll.items import PollAdapter
 from adapters.rest import RestAdapter
-from adapters.websocket.frames import WebSocketAdapter
 
-ADAPTERS: dict[str, type[Adapter]] = {
-    "rest": RestAdapter,
-    "websocket": WebSocketAdapter,
-    "poll": PollAdapter,
+TRANSPORTS: dict[str, Transport] = {
+    "rest": Transport("rest", connect=RestAdapter),
+    "websocket": Transport("websocket", serve=websocket.serve),
+    "poll": Transport("poll", serve=poll.serve),
 }
 
 
 def transports(pushing: bool) -> list[str]:
     """The transports whose streams the hub pushes (a delivery worker each), or the others
     (their platforms pull: WebSocket, long polling)."""
-    return [name for name, cls in ADAPTERS.items() if cls.pushes == pushing]
+    return [name for name, transport in TRANSPORTS.items() if transport.pushes == pushing]
 
 
 def adapter_for(target: PlatformTarget, timeout: float) -> Adapter:
-    """Return the adapter of the platform's transport."""
-    try:
-        adapter_class = ADAPTERS[target.transport]
-    except KeyError:
-        raise ValueError(f"no adapter for transport {target.transport!r}") from None
-    return adapter_class(target, timeout)
+    """Return the adapter of a push platform's transport."""
+    transport = TRANSPORTS.get(target.transport)
+    if transport is None or transport.connect is None:
+        raise ValueError(f"no push adapter for transport {target.transport!r}")
+    return transport.connect(target, timeout)
 
 
 __all__ = [
-    "ADAPTERS",
+    "TRANSPORTS",
     "Adapter",
     "DeliveryError",
     "OutgoingEvent",
     "Permanent",
     "PlatformTarget",
     "Retryable",
+    "Transport",
     "Unsupported",
     "adapter_for",
     "transports",

@@ -125,6 +125,7 @@ def make_hub(database_url: str, tmp_path: Path) -> Iterator[Callable[..., HubCli
             **config,
         }
         hub = HubClient(create_app(settings))
+        hub.hub.serve()  # what wsgi.py does for a server
         made.append(hub)
         return hub
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from adapters.websocket.frames import encode
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +32,6 @@ def next_connection_order() -> int:
     """A number for a connection coming in, before its handshake is answered: a client that
     opens a second socket once the first one's handshake is done gets it numbered after."""
     return next(_ORDER)
-
-
-def _encode(frame: dict[Any, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
-
-
-def encode_relayed(frames: dict[int, dict[str, Any]]) -> str:
-    """Direct frames for another process's sockets (platform id -> frame), as JSON text."""
-    return _encode(frames)
-
-
-def deliver_relayed(text: str | bytes, send: Callable[[int, dict[str, Any]], bool]) -> None:
-    """Send each frame of ``encode_relayed``'s text with ``send(platform_id, frame)``; never
-    raises (a bad relay is logged): it runs in the thread that reads the other processes."""
-    try:
-        for platform_id, frame in json.loads(text).items():
-            send(int(platform_id), frame)
-    except Exception:
-        log.exception("relaying another process's direct message failed")
 
 
 class SocketConnection:
@@ -76,7 +58,7 @@ class SocketConnection:
         """Send one JSON frame; False once the socket is gone."""
         if self.closed.is_set():
             return False
-        return self.send_text(_encode(frame))
+        return self.send_text(encode(frame))
 
     def send_now(self, frame: dict[str, Any]) -> bool:
         """Send a frame unless that means waiting: False when another thread's send holds the
@@ -88,7 +70,7 @@ class SocketConnection:
         try:
             if not self._writable():
                 return False
-            self._send(_encode(frame))
+            self._send(encode(frame))
             return True
         except Exception:
             self.closed.set()

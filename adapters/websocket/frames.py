@@ -1,17 +1,21 @@
-"""The WebSocket transport: the hub's /ws pushes each event as one frame; the platform acks."""
+"""The frames a WebSocket platform gets and sends.
+
+Out: ``{"seq", "event", "data"}`` for stored events, ``{"ref", "status", "message", ...}``
+answering a call, ``{"status": 400, "error": ...}`` for a frame the hub cannot read. In:
+``{"ack": n}`` (cumulative) and ``{"ref", "call", "data"}``.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from typing import Any
 
-from adapters.base import Adapter, OutgoingEvent
+
+def event_frame(seq: int, kind: str, payload: str) -> str:
+    """A stored event's frame, the payload embedded as stored (no re-encoding)."""
+    return f'{{"seq":{seq},"event":"{kind}","data":{payload}}}'
 
 
-class WebSocketAdapter(Adapter):
-    transport = "websocket"
-    pushes: ClassVar[bool] = False  # the platform dials in; hub.socket_stream serves it
-
-    @staticmethod
-    def frame(event: OutgoingEvent) -> str:
-        """``{"seq", "event", "data"}``, the stored payload embedded as it is."""
-        return f'{{"seq":{event.seq},"event":"{event.kind}","data":{event.payload}}}'
+def encode(frame: dict[Any, Any]) -> str:
+    """Any other frame as compact JSON text."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)

@@ -9,18 +9,14 @@ the last interval: those events are sent again with the same ids, which at-least
 Leases. Each session owns its platform's stream under an owner id ``<process owner>/ws-xxxxxx``.
 The same thread renews every one of them with one UPDATE every ``HUB_LEASE_SECONDS / 3``. A
 session whose owner that UPDATE no longer finds was replaced (a socket of the same platform in
-another process took the stream): it is told with ``lease_lost()``. The stream watcher sees such
-a takeover within ``HUB_WAKE_INTERVAL`` and asks for a renewal at once (``leases_moved``), so
-the replaced socket is closed then, not up to ``HUB_LEASE_SECONDS / 3`` later. Pushers are
-woken through the notifier: by this process's commits, and by the wake socket and the stream
-watcher for other processes' (``hub/wake_socket.py``, ``hub/stream_watcher.py``).
+another process took the stream): it is told with ``lease_lost()``. The takeover's commit wakes
+every process (``hub/wakeup``), which renews at once (``leases_moved``), so the replaced socket
+is closed then, not up to ``HUB_LEASE_SECONDS / 3`` later.
 
 Stalls. At each renewal a session whose platform has not taken a frame for
 ``HUB_WS_SEND_TIMEOUT`` seconds is cut (``check_socket``): its pusher was blocked, holding the
 socket, and the platform gets everything after its last ack when it reconnects. The same check
 ends a session whose socket simple-websocket closed without waking its receive.
-
-Reads. Pushers read their batches through ``StreamReader``, plain cursors on a few connections.
 """
 
 from __future__ import annotations
@@ -28,16 +24,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, update
-from sqlalchemy.orm import Session
-
 from hub.db import Database
-from hub.models import Health, Platform, utcnow
-from hub.outbox import streams as outbox
-from hub.outbox.reader import StreamReader
+from hub.models import Platform
+from hub.outbox import leases, outcomes
 
 ACK_FLUSH_SECONDS = 0.025  # how long acks gather before one transaction writes them all
 ACK_FLUSH_PLATFORMS = 256  # this many platforms with a pending ack write at once
@@ -46,40 +37,6 @@ RETRY_SECONDS = 0.5  # after a failed flush or renewal
 log = logging.getLogger(__name__)
 
 _platforms = Platform.__table__
-
-
-def take_stream(session: Session, platform_id: int, owner: str, seconds: float) -> None:
-    """Own a platform's stream now, whoever owned it (a new socket takes over from an older
-    one)."""
-    session.connection().execute(
-        update(_platforms)
-        .where(_platforms.c.id == platform_id)
-        .values(lease_owner=owner, lease_until=utcnow() + timedelta(seconds=seconds))
-    )
-
-
-def release_stream(session: Session, platform_id: int, owner: str, reason: str) -> None:
-    """Give up a stream this socket owns and mark its platform down. Nothing changes when
-    another socket (of this process or another) owns it now: that one is up."""
-    session.connection().execute(
-        update(_platforms)
-        .where(
-            _platforms.c.id == platform_id,
-            or_(_platforms.c.lease_owner == owner, _platforms.c.lease_owner.is_(None)),
-        )
-        .values(lease_owner=None, lease_until=None, health=Health.DOWN, last_error=reason)
-    )
-
-
-def renew_streams(session: Session, owner_prefix: str, seconds: float) -> set[str]:
-    """Extend every lease whose owner starts with ``owner_prefix``; return those owners."""
-    rows = session.connection().execute(
-        update(_platforms)
-        .where(_platforms.c.lease_owner.startswith(owner_prefix, autoescape=True))
-        .values(lease_until=utcnow() + timedelta(seconds=seconds))
-        .returning(_platforms.c.lease_owner)
-    )
-    return set(rows.scalars())
 
 
 class StreamMember(Protocol):
@@ -104,7 +61,6 @@ class StreamKeeper:
         self.send_timeout = send_timeout
         self.renew_every = lease_seconds / 3
         self.owner_prefix = owner_prefix
-        self.reader = StreamReader(db)
         self._lock = threading.Lock()
         self._acks: dict[int, int] = {}
         self._members: dict[str, StreamMember] = {}
@@ -145,14 +101,14 @@ class StreamKeeper:
             return
         try:
             with self.db.write() as session:
-                outbox.ack_through_each(session, acks)
+                outcomes.ack_through_each(session, acks)
         except Exception:
             self.restore(acks)
             raise
 
     # -- sessions and leases ---------------------------------------------------------------
     def join(self, member: StreamMember) -> None:
-        """Keep a session's lease from now on (it took it with ``take_stream``)."""
+        """Keep a session's lease from now on (it took it with ``leases.take_over``)."""
         with self._lock:
             self._members[member.owner] = member
             if self._thread is None and not self._stopping.is_set():
@@ -163,15 +119,12 @@ class StreamKeeper:
         with self._lock:
             self._members.pop(member.owner, None)
 
-    def leases_moved(self, owners: dict[int, str | None]) -> None:
-        """The stream watcher saw these streams change owner: if one of this process's sessions
-        is no longer the owner, renew now (the renewal, under the write lock, decides who lost)."""
+    def leases_moved(self, platform_ids: set[int]) -> None:
+        """These streams changed owner somewhere: if a session of this process serves one of
+        them, renew now (the renewal, under the write lock, decides who lost)."""
         with self._lock:
-            replaced = any(
-                owners.get(m.platform_id, m.owner) not in (m.owner, None)
-                for m in self._members.values()
-            )
-        if replaced:
+            ours = any(m.platform_id in platform_ids for m in self._members.values())
+        if ours:
             self._renew_now.set()
             self._pending.set()
             self._full.set()
@@ -184,7 +137,7 @@ class StreamKeeper:
         if not members:
             return
         with self.db.write() as session:
-            held = renew_streams(session, self.owner_prefix, self.lease_seconds)
+            held = leases.renew(session, self.owner_prefix, self.lease_seconds)
         for member in members:
             if member.owner not in held:
                 member.lease_lost()
@@ -221,4 +174,3 @@ class StreamKeeper:
             self.flush()
         except Exception:
             log.exception("could not write the last WebSocket acks")
-        self.reader.close()

@@ -1,10 +1,5 @@
-"""One platform's WebSocket session: push its stream in seq order, take acks and calls.
-
-Frames out: ``{"seq", "event", "data"}`` for stored events (everything pending is sent again
-after a reconnect), ``{"ref", "status", "message", ...}`` answering a call, and
-``{"status": 400, "error": ...}`` for a frame the hub cannot read. Frames in: ``{"ack": n}``
-(cumulative) and ``{"ref", "call", "data"}``.
-"""
+"""One platform's WebSocket session: push its stream in seq order, take acks and calls
+(the frames: ``adapters/websocket/frames.py``)."""
 
 from __future__ import annotations
 
@@ -14,14 +9,13 @@ import threading
 import uuid
 from typing import Any
 
-from adapters import OutgoingEvent
-from adapters.websocket import keeper as stream_keeper
 from adapters.websocket.connections import CLOSE_REPLACED, SocketConnection
-from adapters.websocket.frames import WebSocketAdapter
+from adapters.websocket.frames import event_frame
+from adapters.websocket.keeper import StreamKeeper
 from hub.errors import ApiError
 from hub.ingest import calls
 from hub.models import Platform
-from hub.outbox import streams as outbox
+from hub.outbox import leases, outcomes
 
 CLOSE_INTERNAL = 1011  # RFC 6455: the server met an unexpected condition
 CLOSE_TRY_AGAIN = 1013  # RFC 6455: try again later
@@ -41,7 +35,7 @@ class SocketSession:
         self.connection = connection
         self.platform = platform
         self.platform_id = platform.id
-        self.owner = f"{hub.dispatcher.owner}/ws-{uuid.uuid4().hex[:6]}"
+        self.owner = f"{hub.owner}/ws-{uuid.uuid4().hex[:6]}"
         self.last_sent = 0
         self.lease_seconds = hub.config["HUB_LEASE_SECONDS"]
         self.end_reason = "WebSocket closed"  # the platform's last_error once the session ends
@@ -56,11 +50,9 @@ class SocketSession:
             acks = keeper.take_ack(self.platform_id)  # an earlier socket's, not yet written
             try:
                 with self.hub.db.write() as session:
-                    outbox.ack_through_each(session, acks)
-                    stream_keeper.take_stream(
-                        session, self.platform_id, self.owner, self.lease_seconds
-                    )
-                    outbox.mark_up(session, self.platform_id)
+                    outcomes.ack_through_each(session, acks)
+                    leases.take_over(session, self.platform_id, self.owner, self.lease_seconds)
+                    leases.mark_up(session, self.platform_id)
             except Exception:  # after the 101 answer: close the socket, never answer HTTP on it
                 keeper.restore(acks)
                 log.exception("%s: could not start its WebSocket session", self.platform.name)
@@ -82,13 +74,13 @@ class SocketSession:
             self.hub.sockets.detach(self.connection)
             log.info("%s disconnected", self.platform.name)
 
-    def _close_stream(self, keeper: stream_keeper.StreamKeeper) -> None:
+    def _close_stream(self, keeper: StreamKeeper) -> None:
         """Write the platform's last acks and give the stream up, in one transaction."""
         acks = keeper.take_ack(self.platform_id)
         try:
             with self.hub.db.write() as session:
-                outbox.ack_through_each(session, acks)
-                stream_keeper.release_stream(session, self.platform_id, self.owner, self.end_reason)
+                outcomes.ack_through_each(session, acks)
+                leases.release_down(session, self.platform_id, self.owner, self.end_reason)
         except Exception:
             keeper.restore(acks)  # the keeper writes them later
             log.exception("%s: could not release its stream", self.platform.name)
@@ -133,13 +125,14 @@ class SocketSession:
         """One read per wake: everything pending after the last frame sent, up to a batch.
         The notifier wakes it for commits of this process and, through the wake socket and the
         stream watcher, of other processes."""
-        notifier, reader = self.hub.notifier, self.hub.stream_keeper.reader
+        notifier, reader = self.hub.notifier, self.hub.reader
         batch = self.hub.config["HUB_DELIVERY_BATCH"]
         while not self.connection.closed.is_set():
             seen = notifier.version(self.platform_id)
             rows = reader.read(self.platform_id, self.last_sent, batch)
-            for event_id, seq, kind, payload, *_ in rows:
-                frame = WebSocketAdapter.frame(OutgoingEvent(event_id, seq, kind, payload))
+            for event in rows:
+                seq = event.seq
+                frame = event_frame(seq, event.kind, event.payload)
                 # Before sending: the platform may ack it before send_text returns. If the send
                 # fails the socket is gone, and a new session starts again from the last ack.
                 self.last_sent = seq

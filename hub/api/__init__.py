@@ -69,21 +69,9 @@ def register_api(app: Flask) -> None:
         },
     )
     api = HubApi(app)
-    for blueprint in (platform.blp, realtime.blp, admin.blp, ops.blp):
+    realtime_blp = realtime.blueprint(app, api.spec)
+    for blueprint in (platform.blp, realtime_blp, admin.blp, ops.blp):
         api.register_blueprint(blueprint)
-    realtime.register_socket(app)
-    api.spec.path(
-        rule=next(rule for rule in app.url_map.iter_rules() if rule.rule == "/ws"),
-        operations={
-            "get": {
-                "tags": ["realtime"],
-                "summary": "WebSocket: the caller's stream as frames; acks and calls in return",
-                "description": "See docs/realtime.md. Token as bearer header or ?token=.",
-                "security": [{"platformToken": []}],
-                "responses": {"101": {"description": "Switching protocols"}},
-            }
-        },
-    )
     from hub import web  # the /admin web page (HTML, session login), beside the JSON API
 
     web.init_app(app)

@@ -7,22 +7,17 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Blueprint
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 
 from hub.api.auth import authenticate_admin, forget_tokens
 from hub.errors import NotFound
 from hub.ingest.directory import platform_by_name
-from hub.models import OutboxEvent, Platform, User
+from hub.models import OutboxEvent, Platform
 from hub.monitoring import status
-from hub.outbox import streams as outbox
+from hub.outbox.outcomes import requeue_dead
 from hub.registry import platforms as registry
-from hub.schemas.bodies import (
-    AdminPlatformOut,
-    DeadLetterOut,
-    DeadLettersQuery,
-    Envelope,
-    PlatformEntrySchema,
-)
+from hub.schemas.admin import AdminPlatformOut, DeadLetterOut, DeadLettersQuery, PlatformEntrySchema
+from hub.schemas.calls import Envelope
 from hub.schemas.sync import SyncReportOut, SyncUsersQuery
 from hub.usersync import sync as user_sync
 
@@ -43,22 +38,27 @@ def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
-def _platform_view(platform: Platform, depth: int, users: int) -> dict[str, Any]:
+def _platform_view(s: status.PlatformStatus) -> dict[str, Any]:
     return {
-        "name": platform.name,
-        "endpoint": platform.endpoint,
-        "transport": str(platform.transport),
-        "supportAudio": platform.support_audio,
-        "supportImage": platform.support_image,
-        "enabled": platform.enabled,
-        "wantsRecipients": platform.wants_recipients,
-        "health": str(platform.health),
-        "lastError": platform.last_error,
-        "nextAttemptAt": _iso(platform.next_attempt_at),
-        "queueDepth": depth,
-        "lastSeq": platform.last_seq,
-        "users": users,
+        "name": s.name,
+        "endpoint": s.endpoint,
+        "transport": s.transport,
+        "supportAudio": s.support_audio,
+        "supportImage": s.support_image,
+        "enabled": s.enabled,
+        "wantsRecipients": s.wants_recipients,
+        "health": s.health,
+        "lastError": s.last_error,
+        "nextAttemptAt": _iso(s.next_attempt_at),
+        "queueDepth": s.queue_depth,
+        "lastSeq": s.last_seq,
+        "users": s.users,
     }
+
+
+def _platform_views() -> dict[str, dict[str, Any]]:
+    with _hub().db.read() as session:
+        return {s.name: _platform_view(s) for s in status.platform_statuses(session)}
 
 
 @blp.route("/platforms", methods=["GET"])
@@ -66,15 +66,7 @@ def _platform_view(platform: Platform, depth: int, users: int) -> dict[str, Any]
 @blp.doc(security=SECURITY)
 def list_platforms() -> list[dict[str, Any]]:
     """List every platform with its health and queue depth (never its token)."""
-    with _hub().db.read() as session:
-        stats = outbox.queue_stats(session)
-        users = dict(
-            session.execute(select(User.platform_id, func.count()).group_by(User.platform_id)).all()
-        )
-        return [
-            _platform_view(p, stats.get(p.id, (0, None))[0], users.get(p.id, 0))
-            for p in session.execute(select(Platform).order_by(Platform.id)).scalars()
-        ]
+    return list(_platform_views().values())
 
 
 @blp.route("/platforms", methods=["POST"])
@@ -86,10 +78,10 @@ def register_platform(entry: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Register a platform (or update it by name); a new one is onboarded at once."""
     with _hub().db.write() as session:
         platform, created = registry.register(session, entry)
-        view = _platform_view(platform, 0, 0)
+        name = platform.name
     forget_tokens()
     _hub().dispatcher.apply_changes()
-    return view, 201 if created else 200
+    return _platform_views()[name], 201 if created else 200
 
 
 @blp.route("/platforms/<name>", methods=["DELETE"])
@@ -138,7 +130,7 @@ def list_dead_letters(query: dict[str, Any]) -> list[dict[str, Any]]:
 def retry_dead_letter(event_id: str) -> dict[str, Any]:
     """Queue a dead letter again at the end of its platform's stream, with the same event id."""
     with _hub().db.write() as session:
-        event = outbox.requeue_dead(session, event_id)
+        event = requeue_dead(session, event_id)
         if event is None:
             raise NotFound(f"no dead letter {event_id!r}")
         seq = event.seq

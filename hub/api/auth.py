@@ -97,14 +97,18 @@ def authenticate_platform() -> Platform:
     return platform
 
 
+def is_admin_token(given: str | None) -> bool:
+    """Whether ``given`` is ``HUB_ADMIN_TOKEN`` (compared in constant time); never when no
+    admin token is set. The one admin-token check: API, notifications and the admin page."""
+    expected = current_app.config.get("HUB_ADMIN_TOKEN")
+    return bool(expected and given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
 def authenticate_admin() -> None:
     """Admit only ``Authorization: Bearer <HUB_ADMIN_TOKEN>``; without one set, refuse all."""
-    expected = current_app.config.get("HUB_ADMIN_TOKEN")
-    if not expected:
+    if not current_app.config.get("HUB_ADMIN_TOKEN"):
         raise Forbidden("admin endpoints are disabled: set HUB_ADMIN_TOKEN")
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        value.strip().encode(), expected.encode()
-    ):
+    if scheme.lower() != "bearer" or not is_admin_token(value.strip()):
         raise Unauthorized("admin token required: send 'Authorization: Bearer <admin token>'")

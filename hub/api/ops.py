@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from hub.schemas.bodies import Envelope
+from hub.schemas.calls import Envelope
 
 blp = Blueprint("ops", __name__, description="Health and metrics.")
 

@@ -13,9 +13,10 @@ from hub.errors import NotFound, Unauthorized
 from hub.ingest import calls
 from hub.ingest.directory import platform_by_name
 from hub.models import Platform, User
-from hub.outbox import streams as outbox
-from hub.routing.receivers import user_payload
-from hub.schemas.bodies import (
+from hub.monitoring.status import pending_count
+from hub.outbox.leases import mark_up
+from hub.routing.payloads import user_payload
+from hub.schemas.calls import (
     Envelope,
     MessageAccepted,
     MessageIn,
@@ -136,7 +137,7 @@ def ping() -> dict[str, Any]:
     if platform is None:
         raise Unauthorized("unknown token")
     with _db().write() as session:
-        outbox.mark_up(session, platform.id)
+        mark_up(session, platform.id)
     with _db().read() as session:  # counted outside the write lock: the queue may be long
-        pending = outbox.pending_count(session, platform.id)
+        pending = pending_count(session, platform.id)
     return {"status": 200, "message": f"pong; {platform.name} is up, {pending} event(s) to replay"}

@@ -1,22 +1,33 @@
-"""Command line: ``flask --app wsgi db upgrade`` and ``flask --app wsgi hub ...``.
+"""Command line: ``flask --app hub db upgrade`` and ``flask --app hub hub ...``.
 
 Each module of this package holds the commands of one role and lists them in ``COMMANDS``.
+Commands load the app with ``--app hub``, which starts no thread; ``--app wsgi`` is the
+server's entry point and starts the server's services, so the commands refuse it.
 """
 
 from __future__ import annotations
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from hub.cli import deliver, demo, platforms, streams, sync
 from hub.cli.output import hub_of
 from hub.db import migrate
 
 
+def _refuse_a_serving_app() -> None:
+    if hub_of().serving:
+        raise click.UsageError(
+            "this app was loaded with the server's services running (--app wsgi);"
+            " run commands with --app hub"
+        )
+
+
 @click.group("db", cls=AppGroup, help="Database schema commands.")
+@with_appcontext
 def db_group() -> None:
-    pass
+    _refuse_a_serving_app()
 
 
 @db_group.command("upgrade", help="Bring the database up to the current schema (Alembic).")
@@ -33,8 +44,9 @@ def db_upgrade(revision: str) -> None:
     " These commands work on the hub's database; a running hub picks their changes up within"
     " a few seconds.",
 )
+@with_appcontext
 def hub_group() -> None:
-    pass
+    _refuse_a_serving_app()
 
 
 for module in (platforms, streams, sync, deliver, demo):

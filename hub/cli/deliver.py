@@ -35,10 +35,10 @@ def deliver() -> None:
     """Run the delivery workers until stopped (Ctrl-C or SIGTERM), without serving HTTP.
 
     Start the web server with HUB_DELIVERY=off (e.g. `HUB_DELIVERY=off gunicorn ... wsgi:app`)
-    and this command beside it with the same HUB_DATABASE_URL. It delivers every rest
-    platform's stream, in order. On SQLite the web server tells it of each commit at once (a
-    Unix datagram); on PostgreSQL it looks for new events every HUB_WAKE_INTERVAL seconds.
-    Several may run: each stream is owned by one process at a time.
+    and `flask --app hub hub deliver` beside it with the same HUB_DATABASE_URL. It delivers
+    every rest platform's stream, in order. The web server's commits wake it at once (NOTIFY
+    on PostgreSQL, a Unix datagram on SQLite), with a safety poll every HUB_WAKE_INTERVAL
+    seconds. Several may run: each stream is owned by one process at a time.
     On stopping it records what was sent and hands the streams back.
     """
     hub = hub_of()
@@ -53,13 +53,13 @@ def deliver() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     url = hub.db.engine.url.render_as_string(hide_password=True)
-    woken = "woken by a datagram for each commit on this machine, and " if hub.wake_socket else ""
+    woken = "NOTIFY" if not hub.db.is_sqlite else "a datagram"
     click.echo(
         f"delivering to {_pushing_platforms(hub)} rest platforms from {url}"
-        f" ({woken}looking for new events every {hub.config['HUB_WAKE_INTERVAL']} s);"
-        " Ctrl-C to stop"
+        f" (woken by {woken} for each commit, safety poll every"
+        f" {hub.config['HUB_WAKE_INTERVAL']} s); Ctrl-C to stop"
     )
-    hub.start_delivery()
+    hub.deliver()
     while not stopping.wait(1.0):
         pass
     hub.close()  # records what was sent, hands the leases back, closes the database

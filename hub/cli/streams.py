@@ -11,7 +11,7 @@ from hub.cli.output import hub_of, short, table, when
 from hub.errors import NotFound
 from hub.ingest.directory import platform_by_name
 from hub.monitoring import status
-from hub.outbox import streams as outbox
+from hub.outbox.outcomes import requeue_dead, requeue_platform_dead_letters
 from hub.outbox.replay import replay_stream
 
 
@@ -43,7 +43,7 @@ def deadletters(platform: str | None, limit: int) -> None:
 def retry_deadletter(event_id: str) -> None:
     """Queue one dead letter again at the end of its platform's stream, with the same event id."""
     with hub_of().db.write() as session:
-        event = outbox.requeue_dead(session, event_id)
+        event = requeue_dead(session, event_id)
         seq = event.seq if event is not None else None
     if seq is None:
         raise click.ClickException(f"no dead letter {event_id!r}")
@@ -59,7 +59,7 @@ def retry_deadletters(platform: str) -> None:
         target = platform_by_name(session, platform)
         if target is None:
             raise click.ClickException(f"unknown platform {platform!r}")
-        ids = status.requeue_platform_dead_letters(session, target)
+        ids = requeue_platform_dead_letters(session, target.id)
         name = target.name
     click.echo(f"{len(ids)} dead letter(s) of {name} queued again")
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -16,11 +13,12 @@ from sqlalchemy import select
 from adapters import transports
 from hub.db import Database
 from hub.delivery.retry import RetryPolicy
-from hub.delivery.worker import PlatformWorker, target_of
+from hub.delivery.state import target_of
+from hub.delivery.worker import PlatformWorker
 from hub.ingest import idempotency
 from hub.models import Platform, utcnow
 from hub.monitoring.metrics import HubMetrics
-from hub.outbox import streams as outbox
+from hub.outbox import leases, outcomes
 from hub.outbox.reader import StreamReader
 
 log = logging.getLogger(__name__)
@@ -29,14 +27,21 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     """Start, wake and stop the delivery workers of this process."""
 
-    def __init__(self, db: Database, config: dict[str, Any], metrics: HubMetrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: dict[str, Any],
+        metrics: HubMetrics,
+        reader: StreamReader,
+        owner: str,
+    ) -> None:
         self.db = db
         self.config = config
         self.metrics = metrics
         self.policy = RetryPolicy.from_config(config)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner  # this process's; each worker owns leases under owner/<tag>
         self.workers: dict[int, PlatformWorker] = {}
-        self.reader = StreamReader(db)  # the workers' reads of their streams
+        self.reader = reader
         # Platforms that pull their events (websocket, poll): they never get a worker, so news on
         # their streams must not make the supervisor re-read the registry every time.
         self._pulled: frozenset[int] = frozenset()
@@ -83,7 +88,7 @@ class Dispatcher:
         """Dead-letter what a websocket or poll platform has not taken within the maximum age."""
         cutoff = utcnow() - timedelta(seconds=self.policy.dead_letter_after)
         pulling_ids = select(Platform.id).where(Platform.transport.in_(transports(pushing=False)))
-        outbox.dead_letter_expired(session, pulling_ids, cutoff, "not taken by the platform")
+        outcomes.dead_letter_expired(session, pulling_ids, cutoff, "not taken by the platform")
 
     def apply_changes(self, timeout: float = 5.0) -> None:
         """Apply a registry change this process made before its caller answers: workers whose
@@ -144,7 +149,6 @@ class Dispatcher:
             self._supervisor.join(timeout)
         try:
             with self.db.write() as session:
-                outbox.release_leases(session, self.owner + "/")
+                leases.release(session, self.owner + "/")
         except Exception:
             log.exception("could not release delivery leases")
-        self.reader.close()

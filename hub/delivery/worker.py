@@ -11,38 +11,22 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from adapters import Adapter, OutgoingEvent, PlatformTarget, adapter_for
 from adapters.errors import DeliveryError, Permanent, Retryable, Unsupported
+from hub.delivery.onboarding import pull_users
+from hub.delivery.state import read_state
 from hub.models import Health, Platform, utcnow
-from hub.outbox import streams as outbox
-from hub.outbox.reader import as_datetime
-from hub.registry.onboarding import apply_users
+from hub.outbox import leases, outcomes
+from hub.outbox.reader import QueuedEvent
 
 log = logging.getLogger(__name__)
 
 # Acknowledged events are recorded as delivered at most this long after their answer (and
 # always before the worker waits): one write a round would cost more than the sending.
 RECORD_EVERY = 0.05
-
-
-@dataclass(frozen=True)
-class StreamState:
-    health: Health
-    failures: int
-    next_attempt_at: datetime | None
-    users_synced: bool
-    has_pending: bool
-
-
-def target_of(platform: Platform) -> PlatformTarget:
-    """What a transport needs to reach a platform."""
-    return PlatformTarget(
-        platform.id, platform.name, str(platform.transport), platform.endpoint, platform.token
-    )
 
 
 class PlatformWorker(threading.Thread):
@@ -98,23 +82,9 @@ class PlatformWorker(threading.Thread):
             try:
                 with self.db.write() as session:
                     self._record(session)
-                    outbox.release_leases(session, self.owner)
+                    leases.release(session, self.owner)
             except Exception:
                 log.exception("%s: could not hand back the stream's lease", self.target.name)
-
-    def _state(self) -> StreamState | None:
-        with self.db.read() as session:
-            platform = session.get(Platform, self.target.id)
-            if platform is None:
-                return None
-            has_pending = bool(outbox.pending_head(session, platform.id, 1))
-            return StreamState(
-                platform.health,
-                platform.failures,
-                platform.next_attempt_at,
-                platform.users_synced_at is not None,
-                has_pending,
-            )
 
     def step(self, adapter: Adapter) -> float:
         """Do one round of work; return how long to wait before the next."""
@@ -122,7 +92,7 @@ class PlatformWorker(threading.Thread):
         if not self._flowing:
             # Down, backing off, not yet onboarded, or unknown: read the platform's state. Once
             # events flow, the worker knows it and skips this read (see _claim).
-            state = self._state()
+            state = read_state(self.db, self.dispatcher.reader, self.target.id)
             if state is None:
                 self._stopping.set()
                 return 0
@@ -168,7 +138,7 @@ class PlatformWorker(threading.Thread):
             self._delivered_count.inc()
         return 0
 
-    def _sent(self, event: outbox.QueuedEvent) -> None:
+    def _sent(self, event: QueuedEvent) -> None:
         """Remember an acknowledged event until the next write records it."""
         if not self._unflushed:
             self._record_at = time.monotonic() + RECORD_EVERY
@@ -183,13 +153,13 @@ class PlatformWorker(threading.Thread):
 
     def _renew(self, session: Any) -> bool:
         lease = self.cfg["HUB_LEASE_SECONDS"]
-        if not outbox.acquire_lease(session, self.target.id, self.owner, lease):
+        if not leases.acquire(session, self.target.id, self.owner, lease):
             self._flowing, self._renew_at = False, 0.0
             return False
         self._renew_at = time.monotonic() + lease / 3
         return True
 
-    def _claim(self) -> list[outbox.QueuedEvent] | None:
+    def _claim(self) -> list[QueuedEvent] | None:
         """Read the next events of the stream; None if another process owns it.
 
         One plain-cursor read a round. A write transaction only to renew the lease before
@@ -209,60 +179,37 @@ class PlatformWorker(threading.Thread):
                 self._record(session)
                 if renew and not self._renew(session):
                     return None
-        return [
-            outbox.QueuedEvent(row_id, event_id, seq, kind, payload, as_datetime(at), attempts)
-            for event_id, seq, kind, payload, row_id, at, attempts in rows
-        ]
+        return rows
 
     def _record(self, session: Any) -> None:
         """Mark the events sent since the last round delivered (and the platform up)."""
         if not self._unflushed:
             return
-        outbox.mark_delivered(session, self._unflushed)
+        outcomes.mark_delivered(session, self._unflushed)
         self._unflushed = []
         if self._health != Health.UP:
-            outbox.mark_up(session, self.target.id)
+            leases.mark_up(session, self.target.id)
             self._health, self._failures = Health.UP, 0
             log.info("%s is up again; replaying its queue", self.target.name)
 
     def _pull_users(self, adapter: Adapter) -> None:
-        try:
-            users = adapter.fetch_users()
-        except Permanent as exc:
-            log.warning(
-                "%s: GET users refused (%s); onboarding goes on without its users",
-                self.target.name,
-                exc.message,
-            )
-            users = []
-        with self.db.write() as session:
-            platform = session.get(Platform, self.target.id)
-            if platform is not None:
-                pulled = apply_users(session, platform, users)
-                outbox.mark_up(session, platform.id)
-                self._health, self._failures = Health.UP, 0
-                log.info(
-                    "%s: pulled users: %d new, %d renamed, %d invalid",
-                    self.target.name,
-                    len(pulled.created),
-                    len(pulled.renamed),
-                    len(pulled.invalid),
-                )
+        if pull_users(self.db, self.target, adapter):
+            self._health, self._failures = Health.UP, 0
 
-    def _fail(self, event: outbox.QueuedEvent | None, exc: DeliveryError) -> float:
+    def _fail(self, event: QueuedEvent | None, exc: DeliveryError) -> float:
         policy = self.dispatcher.policy
         delay = policy.delay(self._failures + 1)
         now = utcnow()
         with self.db.write() as session:
             self._record(session)
-            self._failures = outbox.mark_down(
+            self._failures = leases.mark_down(
                 session, self.target.id, exc.message, now + timedelta(seconds=delay)
             )
             if event is not None:
-                outbox.record_failure(session, event.id, exc.message)
+                outcomes.record_failure(session, event.id, exc.message)
                 cutoff = now - timedelta(seconds=policy.dead_letter_after)
                 if event.queued_at < cutoff:
-                    expired = outbox.dead_letter_expired(
+                    expired = outcomes.dead_letter_expired(
                         session, self.target.id, cutoff, exc.message
                     )
                     self.dispatcher.metrics.deliveries.labels(self.target.name, "expired").inc(
@@ -274,10 +221,10 @@ class PlatformWorker(threading.Thread):
         self._health, self._flowing = Health.DOWN, False
         return delay
 
-    def _skip(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:
+    def _skip(self, event: QueuedEvent, exc: DeliveryError) -> None:
         with self.db.write() as session:
             self._record(session)
-            outbox.skip(session, event.id, exc.message)
+            outcomes.skip(session, event.id, exc.message)
             platform = session.get(Platform, self.target.id)
             if platform is not None and platform.takes_notifications:
                 platform.takes_notifications = False
@@ -288,10 +235,10 @@ class PlatformWorker(threading.Thread):
                 )
         self.dispatcher.metrics.deliveries.labels(self.target.name, "skipped").inc()
 
-    def _dead_letter(self, event: outbox.QueuedEvent, exc: DeliveryError) -> None:
+    def _dead_letter(self, event: QueuedEvent, exc: DeliveryError) -> None:
         with self.db.write() as session:
             self._record(session)
-            outbox.dead_letter(session, event.id, exc.message)
+            outcomes.dead_letter(session, event.id, exc.message)
         self.dispatcher.metrics.deliveries.labels(self.target.name, "dead_letter").inc()
         log.warning(
             "%s rejected event %s (seq %d) for good: %s",

@@ -8,17 +8,19 @@ from marshmallow import Schema, ValidationError
 
 from hub.errors import BadRequest
 from hub.ingest import direct, idempotency
-from hub.ingest import records as ingest
+from hub.ingest.messages import accept_message
+from hub.ingest.rooms import save_room
+from hub.ingest.users import save_user
 from hub.models import Platform
-from hub.schemas.bodies import MessageIn, RoomIn, UserIn
+from hub.schemas.calls import MessageIn, RoomIn, UserIn
 
 Answer = tuple[dict[str, Any], int]
 
 # One schema instance per call, reused: building a schema costs more than loading a body.
 CALLS: dict[str, tuple[Schema, Any]] = {
-    "user": (UserIn(), ingest.save_user),
-    "room": (RoomIn(), ingest.save_room),
-    "message": (MessageIn(), ingest.accept_message),
+    "user": (UserIn(), save_user),
+    "room": (RoomIn(), save_room),
+    "message": (MessageIn(), accept_message),
 }
 
 

@@ -10,20 +10,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-
-from hub.ingest.records import resolve_message
-from hub.models import Platform, Transport, utcnow
-from hub.routing.messages import MessageView, message_payload, message_receivers
-
-Answer = tuple[dict[str, Any], int]
+from hub.ingest.checks import Answer
+from hub.ingest.messages import resolve_message
+from hub.models import Platform, utcnow
+from hub.outbox.leases import socket_owners
+from hub.routing.messages import MessageView, message_payload
+from hub.routing.receivers import message_receivers
 
 
 def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
     """Push a message to the receivers connected to the hub right now, and say how many."""
     with hub.db.read() as session:
         room, sender = resolve_message(session, caller, data)
-        receivers = message_receivers(session, room, caller.id)
+        receivers = message_receivers(session, room.is_public, room.member_platforms, caller.id)
         message = MessageView(f"direct_{uuid.uuid4().hex}", data["text"], utcnow())
         frames = {
             receiver.id: {
@@ -35,7 +34,7 @@ def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
             for receiver in receivers
         }
         elsewhere = {pid for pid in frames if not hub.sockets.is_live(pid)}
-        owners = _socket_owners(session, elsewhere) if hub.direct_relay is not None else {}
+        owners = socket_owners(session, elsewhere) if hub.wakeup.relays else {}
     reached = sum(
         1
         for pid, frame in frames.items()
@@ -43,10 +42,10 @@ def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
     )
     by_owner: dict[str, dict[int, dict[str, Any]]] = {}
     for pid, owner in owners.items():
-        if not owner.startswith(hub.dispatcher.owner + "/"):  # this process's socket is gone
+        if not owner.startswith(hub.owner + "/"):  # this process's socket is gone
             by_owner.setdefault(owner, {})[pid] = frames[pid]
     for owner, relayed in by_owner.items():
-        if hub.direct_relay.send_direct(owner, relayed):
+        if hub.wakeup.send_direct(owner, relayed):
             reached += len(relayed)
     return {
         "status": 202,
@@ -56,18 +55,3 @@ def send(hub: Any, caller: Platform, data: dict[str, Any]) -> Answer:
         "reached": reached,
         "stored": False,
     }, 202
-
-
-def _socket_owners(session: Any, platform_ids: set[int]) -> dict[int, str]:
-    """The owner of each of these platforms' streams that is a live WebSocket session."""
-    if not platform_ids:
-        return {}
-    rows = session.execute(
-        select(Platform.id, Platform.lease_owner).where(
-            Platform.id.in_(platform_ids),
-            Platform.transport == Transport.WEBSOCKET,
-            Platform.lease_owner.contains("/ws-", autoescape=True),
-            Platform.lease_until > utcnow(),
-        )
-    )
-    return {pid: owner for pid, owner in rows}

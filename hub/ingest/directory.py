@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.errors import BadRequest
@@ -120,7 +120,3 @@ def upsert_room(
     session.flush()
     left = before_platforms - {u.platform_id for u in members}
     return Upserted(room, created=created, changed=changed), left
-
-
-def count_users(session: Session) -> int:
-    return session.execute(select(func.count()).select_from(User)).scalar_one()

@@ -10,21 +10,20 @@ from sqlalchemy.orm import Session
 
 from hub.errors import NotFound
 from hub.ids import parse_global_id
+from hub.ingest.checks import Answer
 from hub.ingest.directory import find_user, platform_by_name
 from hub.models import EventKind, Platform, utcnow
-from hub.outbox import streams as outbox
-from hub.routing.receivers import active_platforms
-
-Answer = tuple[dict[str, Any], int]
+from hub.outbox.enqueue import enqueue_each
+from hub.routing.receivers import Receiver, enabled_platforms
 
 
 def _addressees(
     session: Session, to: Any, sender_id: int | None
-) -> dict[int, tuple[Platform, list[int | str] | None]]:
+) -> dict[int, tuple[Platform | Receiver, list[int | str] | None]]:
     """Map each addressed platform to the local ids of its addressed users (None: all of it)."""
     if to == "$all":
-        return {p.id: (p, None) for p in active_platforms(session, exclude=sender_id)}
-    found: dict[int, tuple[Platform, list[int | str] | None]] = {}
+        return {p.id: (p, None) for p in enabled_platforms(session, exclude=sender_id)}
+    found: dict[int, tuple[Platform | Receiver, list[int | str] | None]] = {}
     users: dict[int, list[int | str]] = defaultdict(list)
     unknown: list[str] = []
     for address in to:
@@ -68,7 +67,7 @@ def notify(session: Session, sender: Platform | None, data: dict[str, Any]) -> A
         if recipients is not None:
             payload["recipients"] = recipients
         events.append((platform_id, payload))
-    outbox.enqueue_each(session, EventKind.NOTIFICATION, events)  # one INSERT for them all
+    enqueue_each(session, EventKind.NOTIFICATION, events)  # one INSERT for them all
     queued = len(events)
     return {
         "status": 202,

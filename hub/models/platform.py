@@ -58,7 +58,7 @@ class Platform(Base):
     last_success_at: Mapped[datetime | None]
     users_synced_at: Mapped[datetime | None]
 
-    # Which hub process delivers this platform's stream, until when (see hub.outbox.acquire_lease).
+    # Which hub process delivers this platform's stream, until when (see hub.outbox.leases).
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None]
 

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from hub.db import Database
-from hub.models import EventStatus, Health, OutboxEvent, Platform, utcnow
-from hub.outbox import streams as outbox
+from hub.models import Health
+from hub.monitoring.status import platform_statuses
 
 disable_created_metrics()  # the *_created series only add noise to counters here
 
@@ -38,22 +37,12 @@ class QueueCollector(Collector):
             "hub_dead_letters", "Dead letters per platform", labels=["platform"]
         )
         with self.db.read() as session:
-            platforms = session.execute(select(Platform.id, Platform.name, Platform.health)).all()
-            stats = outbox.queue_stats(session)
-            dead_counts = dict(
-                session.execute(
-                    select(OutboxEvent.platform_id, func.count())
-                    .where(OutboxEvent.status == EventStatus.DEAD)
-                    .group_by(OutboxEvent.platform_id)
-                ).all()
-            )
-        now = utcnow()
-        for platform_id, name, health in platforms:
-            count, oldest = stats.get(platform_id, (0, None))
-            depth.add_metric([name], count)
-            age.add_metric([name], (now - oldest).total_seconds() if oldest else 0.0)
-            up.add_metric([name], 1.0 if health == Health.UP else 0.0)
-            dead.add_metric([name], dead_counts.get(platform_id, 0))
+            statuses = platform_statuses(session)
+        for s in statuses:
+            depth.add_metric([s.name], s.queue_depth)
+            age.add_metric([s.name], s.oldest_pending_age or 0.0)
+            up.add_metric([s.name], 1.0 if s.health == Health.UP else 0.0)
+            dead.add_metric([s.name], s.dead_letters)
         yield from (depth, age, up, dead)
 
 

@@ -1,4 +1,8 @@
-"""What an operator looks at: platforms' health and streams, dead letters (never tokens)."""
+"""What an operator looks at: each platform's health and stream, and the dead letters.
+
+``platform_statuses`` is the one status query: the admin API, the ``/admin`` page, the
+``flask hub platforms``/``queue`` commands and ``/metrics`` all read it. Never tokens.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub.models import EventStatus, OutboxEvent, Platform, User, utcnow
-from hub.outbox import streams as outbox
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,9 @@ class PlatformStatus:
     transport: str
     endpoint: str | None
     enabled: bool
+    support_audio: bool
+    support_image: bool
+    wants_recipients: bool
     health: str
     users: int
     queue_depth: int
@@ -39,21 +45,34 @@ def _counts(
     return {key: count for key, count in session.execute(statement).all()}
 
 
+def _pending(session: Session) -> dict[int, tuple[int, datetime | None]]:
+    """Per platform id: the number of pending events and the oldest one's time."""
+    rows = session.execute(
+        select(OutboxEvent.platform_id, func.count(), func.min(OutboxEvent.queued_at))
+        .where(OutboxEvent.status == EventStatus.PENDING)
+        .group_by(OutboxEvent.platform_id)
+    ).all()
+    return {platform_id: (count, oldest) for platform_id, count, oldest in rows}
+
+
 def platform_statuses(session: Session) -> list[PlatformStatus]:
     """Return every platform's health and stream figures, in registration order."""
-    stats = outbox.queue_stats(session)
+    pending = _pending(session)
     users = _counts(session, User.platform_id)
     dead = _counts(session, OutboxEvent.platform_id, OutboxEvent.status == EventStatus.DEAD)
     now = utcnow()
     statuses = []
     for p in session.execute(select(Platform).order_by(Platform.id)).scalars():
-        depth, oldest = stats.get(p.id, (0, None))
+        depth, oldest = pending.get(p.id, (0, None))
         statuses.append(
             PlatformStatus(
                 name=p.name,
                 transport=str(p.transport),
                 endpoint=p.endpoint,
                 enabled=p.enabled,
+                support_audio=p.support_audio,
+                support_image=p.support_image,
+                wants_recipients=p.wants_recipients,
                 health=str(p.health),
                 users=users.get(p.id, 0),
                 queue_depth=depth,
@@ -66,6 +85,22 @@ def platform_statuses(session: Session) -> list[PlatformStatus]:
             )
         )
     return statuses
+
+
+def pending_count(session: Session, platform_id: int) -> int:
+    """Count a platform's pending events (on the stream index)."""
+    return session.execute(
+        select(func.count())
+        .select_from(OutboxEvent)
+        .where(OutboxEvent.platform_id == platform_id, OutboxEvent.status == EventStatus.PENDING)
+    ).scalar_one()
+
+
+def dead_letter_count(session: Session) -> int:
+    """Count every dead letter."""
+    return session.execute(
+        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.status == EventStatus.DEAD)
+    ).scalar_one()
 
 
 def dead_letters(
@@ -82,17 +117,3 @@ def dead_letters(
     if platform_name:
         statement = statement.where(Platform.name_key == platform_name.lower())
     return [(event, name) for event, name in session.execute(statement).all()]
-
-
-def requeue_platform_dead_letters(session: Session, platform: Platform) -> list[str]:
-    """Queue every dead letter of a platform again, in their original order; return their ids."""
-    ids = session.execute(
-        select(OutboxEvent.event_id)
-        .where(OutboxEvent.platform_id == platform.id, OutboxEvent.status == EventStatus.DEAD)
-        .order_by(OutboxEvent.seq)
-    ).scalars()
-    requeued = []
-    for event_id in list(ids):
-        if outbox.requeue_dead(session, event_id) is not None:
-            requeued.append(event_id)
-    return requeued

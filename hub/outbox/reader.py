@@ -1,48 +1,59 @@
-"""Read a stream's next pending events with plain DB-API cursors on a few kept connections.
+"""The one reader of the streams: a platform's next pending events, after a seq, in order.
 
-Socket pushers and REST delivery workers read once per wake, so at a few hundred events a
-second the engine's per-query work (pool checkout, BEGIN, compiled-statement setup, result
-wrapping; ~340 us of CPU through an ORM session) was most of what a round cost; a bare cursor
-on a kept connection takes a few microseconds. The connections come from the read engine (its
-connect-time settings, e.g. SQLite's PRAGMAs), detached from its pool, in autocommit mode: the
-one SELECT is its own consistent snapshot. They stay open until the hub closes.
+Delivery workers, WebSocket pushers and long polls all read here, once per wake. At a few
+hundred events a second the engine's per-query work (pool checkout, BEGIN, result wrapping;
+~340 us of CPU through an ORM session) would be most of what a round costs, so the statement
+(written with Core, see ``hub/db/lean.py``) runs on bare cursors of a few kept connections of
+the read engine, in autocommit mode: the one SELECT is its own consistent snapshot. They stay
+open until the hub closes.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import bindparam, select
 
 from hub.db import Database
+from hub.db.lean import LeanStatement, as_datetime, plain_connection
 from hub.models import EventStatus, OutboxEvent
 
+_EVENTS = OutboxEvent.__table__
 # ix_outbox_stream covers the WHERE and the ORDER BY.
-_PENDING_SQL = (
-    "SELECT event_id, seq, kind, payload, id, queued_at, attempts"
-    f" FROM {OutboxEvent.__table__.name}"
-    " WHERE platform_id = ? AND status = '{pending}' AND seq > ? ORDER BY seq LIMIT ?"
+_PENDING_AFTER = LeanStatement(
+    select(
+        _EVENTS.c.id,
+        _EVENTS.c.event_id,
+        _EVENTS.c.seq,
+        _EVENTS.c.kind,
+        _EVENTS.c.payload,
+        _EVENTS.c.queued_at,
+        _EVENTS.c.attempts,
+    )
+    .where(
+        _EVENTS.c.platform_id == bindparam("platform_id"),
+        _EVENTS.c.status == bindparam("status"),
+        _EVENTS.c.seq > bindparam("after"),
+    )
+    .order_by(_EVENTS.c.seq)
+    .limit(bindparam("limit"))
 )
 
-Row = tuple[str, int, str, str, int, Any, int]
 
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """One pending event as its consumers need it, detached from any session."""
 
-def plain_connection(engine: Engine) -> Any:
-    """A DB-API connection of ``engine`` (its connect-time settings), detached from its pool,
-    in autocommit mode: each statement is its own consistent snapshot. Closing it closes it."""
-    connection = engine.raw_connection()
-    connection.detach()
-    if engine.dialect.name != "sqlite":  # the read engine sets SQLite's autocommit on connect
-        connection.dbapi_connection.rollback()  # the pool's pre-ping may have begun one
-        connection.dbapi_connection.autocommit = True
-    return connection
-
-
-def as_datetime(value: Any) -> datetime:
-    """A timestamp as the driver gives it: a datetime (PostgreSQL) or ISO text (SQLite)."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    id: int
+    event_id: str
+    seq: int
+    kind: str
+    payload: str  # JSON, rendered when enqueued
+    queued_at: datetime
+    attempts: int
 
 
 class StreamReader:
@@ -52,9 +63,9 @@ class StreamReader:
 
     def __init__(self, db: Database) -> None:
         self.engine = db.read_engine
-        sql = _PENDING_SQL.format(pending=EventStatus.PENDING.value)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._sql = sql if self.is_sqlite else sql.replace("?", "%s")
+        dialect = self.engine.dialect
+        self._sql = _PENDING_AFTER.compiled(dialect)[0]
+        self._dialect = dialect
         self._free = threading.Condition()
         self._idle: list[Any] = []
         self._open = 0
@@ -88,15 +99,20 @@ class StreamReader:
         if connection is not None:
             connection.close()
 
-    def read(self, platform_id: int, after: int, limit: int) -> list[Row]:
-        """Pending events of a stream with a seq above ``after``, in order, up to ``limit``:
-        ``(event_id, seq, kind, payload, row id, queued_at, attempts)``; ``queued_at`` as the
-        driver gives it (see ``as_datetime``)."""
+    def read(self, platform_id: int, after: int, limit: int) -> list[QueuedEvent]:
+        """Pending events of a stream with a seq above ``after``, in order, up to ``limit``."""
+        values = {
+            "platform_id": platform_id,
+            "status": EventStatus.PENDING.value,
+            "after": after,
+            "limit": limit,
+        }
+        params = _PENDING_AFTER.parameters(self._dialect, values)
         connection = self._take()
         try:
             cursor = connection.cursor()
             try:
-                cursor.execute(self._sql, (platform_id, after, limit))
+                cursor.execute(self._sql, params)
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
@@ -104,7 +120,10 @@ class StreamReader:
             self._discard(connection)  # broken or not: never reused
             raise
         self._give_back(connection)
-        return rows
+        return [
+            QueuedEvent(row_id, event_id, seq, kind, payload, as_datetime(at), attempts)
+            for row_id, event_id, seq, kind, payload, at, attempts in rows
+        ]
 
     def close(self) -> None:
         with self._free:

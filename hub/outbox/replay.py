@@ -18,7 +18,7 @@ from hub.errors import NotFound
 from hub.ids import global_id, parse_global_id
 from hub.ingest.directory import platform_by_name
 from hub.models import EventKind, EventStatus, OutboxEvent
-from hub.outbox import streams as outbox
+from hub.outbox.enqueue import enqueue
 
 # Where each kind of event names its room.
 ROOM_FIELD = {EventKind.MESSAGE: "roomGlobalId", EventKind.ROOM: "globalId"}
@@ -83,6 +83,6 @@ def replay_stream(
         payload = json.loads(event.payload)
         if room is not None and payload.get(ROOM_FIELD[EventKind(event.kind)]) != room:
             continue
-        outbox.enqueue(session, platform.id, EventKind(event.kind), [payload], event.message_id)
+        enqueue(session, platform.id, EventKind(event.kind), [payload], event.message_id)
         count += 1
     return count

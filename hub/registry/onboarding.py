@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.models import EventKind, Platform, Room, User
-from hub.outbox import streams as outbox
-from hub.routing.receivers import member_platform_ids, room_payload, user_payload
+from hub.outbox.enqueue import enqueue
+from hub.routing.payloads import room_payload, user_payload
+from hub.routing.receivers import concerns, member_platform_ids
 from hub.usersync.reconcile import UserDiff, reconcile_users
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,15 @@ def send_existing(session: Session, platform: Platform) -> int:
         .scalars()
         .all()
     )
-    outbox.enqueue(session, platform.id, EventKind.USER, [user_payload(u) for u in users])
+    enqueue(session, platform.id, EventKind.USER, [user_payload(u) for u in users])
     rooms = [
         room
         for room in session.execute(
             select(Room).where(Room.platform_id != platform.id).order_by(Room.id)
         ).scalars()
-        if room.is_public or platform.id in member_platform_ids(room)
+        if concerns(room.is_public, member_platform_ids(room), platform.id)
     ]
-    outbox.enqueue(session, platform.id, EventKind.ROOM, [room_payload(r) for r in rooms])
+    enqueue(session, platform.id, EventKind.ROOM, [room_payload(r) for r in rooms])
     return len(users) + len(rooms)
 
 

@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.db import Database
+from hub.db.locks import lock_directory
 from hub.errors import BadRequest
 from hub.ingest.directory import platform_by_name
 from hub.models import Platform, Transport
-from hub.outbox import streams as outbox
 from hub.registry.onboarding import send_existing
-from hub.schemas.bodies import PlatformEntrySchema
+from hub.schemas.admin import PlatformEntrySchema
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def register(session: Session, entry: dict[str, Any]) -> tuple[Platform, bool]:
     by its delivery worker before anything else (``users_synced_at`` stays empty until then).
     """
     name = entry["name"]
-    outbox.lock_directory(session, exclusive=True)  # see what concurrent writers committed
+    lock_directory(session, exclusive=True)  # see what concurrent writers committed
     holder = session.execute(
         select(Platform).where(Platform.token == entry["token"])
     ).scalar_one_or_none()

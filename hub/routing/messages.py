@@ -1,9 +1,9 @@
-"""What routing a message needs (room, members, sender, receivers), read as plain rows.
+"""What routing a message needs (room, members, sender), read as small frozen views.
 
 ``POST /message`` is the hot path: every message reads its room, the room's members, its
-sender and the platforms it goes to. These are a handful of Core queries returning small frozen
-views, several times cheaper than loading ORM objects with their relationships, and the payload
-each receiver gets is rendered from the views.
+sender and the platforms it goes to. A handful of Core queries returning frozen views is
+several times cheaper than loading ORM objects with their relationships, and the payload each
+receiver gets is rendered from the views.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
-from hub.db.plain_sql import PlainStatement, fetch
+from hub.db.lean import LeanStatement, fetch
+from hub.db.locks import lock_directory
 from hub.errors import NotFound
 from hub.ids import global_id, local_id_key, local_id_value
 from hub.models import Platform, Room, RoomMember, User
-from hub.outbox.streams import lock_directory
+from hub.routing.receivers import Receiver
 
 _PLATFORMS = Platform.__table__
-_ROOMS = Room.__table__
 _USERS = User.__table__
-_MEMBERS = RoomMember.__table__
 
 
 @dataclass(frozen=True)
@@ -37,13 +36,6 @@ class MemberView:
 
 
 @dataclass(frozen=True)
-class ReceiverView:
-    id: int
-    name: str
-    wants_recipients: bool
-
-
-@dataclass(frozen=True)
 class RoomView:
     id: int
     platform_id: int
@@ -52,7 +44,7 @@ class RoomView:
     is_public: bool
     members: tuple[MemberView, ...]  # by user id
     # The enabled platforms among the room's origin and its members' platforms, by id.
-    member_platforms: tuple[ReceiverView, ...]
+    member_platforms: tuple[Receiver, ...]
 
     @property
     def global_id(self) -> str:
@@ -89,28 +81,35 @@ class MessageView:
     attachments: tuple[Any, ...] = ()
 
 
-# Built once, executed with parameters: building a statement and its cache key cost more
-# than running it on this path. The room with its origin platform, one row per member (LEFT
-# JOINs: a room may have none); every message reads it, so it runs on the plain cursor.
-_ROOM_WITH_MEMBERS = PlainStatement(
-    "SELECT r.id, r.platform_id, r.local_id, r.local_id_is_int, r.type,"
-    " p.name, p.enabled, p.wants_recipients,"
-    " u.id, u.platform_id, u.local_id, u.local_id_is_int, u.name,"
-    " mp.name, mp.enabled, mp.wants_recipients"
-    f" FROM {_ROOMS.name} r JOIN {_PLATFORMS.name} p ON r.platform_id = p.id"
-    f" LEFT JOIN {_MEMBERS.name} m ON m.room_id = r.id"
-    f" LEFT JOIN {_USERS.name} u ON m.user_id = u.id"
-    f" LEFT JOIN {_PLATFORMS.name} mp ON u.platform_id = mp.id"
-    " WHERE p.name_key = ? AND r.local_id = ? ORDER BY u.id"
-)
+def _room_with_members() -> LeanStatement:
+    """The room with its origin platform, one row per member (LEFT JOINs: a room may have
+    none), members in user id order."""
+    r, origin, m = Room.__table__, _PLATFORMS, RoomMember.__table__
+    u, mp = _USERS.alias("u"), _PLATFORMS.alias("mp")
+    columns = (
+        r.c.id, r.c.platform_id, r.c.local_id, r.c.local_id_is_int, r.c.type,
+        origin.c.name, origin.c.enabled, origin.c.wants_recipients, origin.c.takes_notifications,
+        u.c.id, u.c.platform_id, u.c.local_id, u.c.local_id_is_int, u.c.name,
+        mp.c.name, mp.c.enabled, mp.c.wants_recipients, mp.c.takes_notifications,
+    )  # fmt: skip
+    return LeanStatement(
+        select(*columns)
+        .select_from(
+            r.join(origin, r.c.platform_id == origin.c.id)
+            .outerjoin(m, m.c.room_id == r.c.id)
+            .outerjoin(u, m.c.user_id == u.c.id)
+            .outerjoin(mp, u.c.platform_id == mp.c.id)
+        )
+        .where(origin.c.name_key == bindparam("name_key"), r.c.local_id == bindparam("local"))
+        .order_by(u.c.id)
+    )
+
+
+# Built once, executed with parameters: building a statement cost more than running it here.
+_ROOM_WITH_MEMBERS = _room_with_members()
 _PLATFORM_NAME = select(_PLATFORMS.c.name).where(_PLATFORMS.c.name_key == bindparam("name_key"))
 _USER = select(_USERS.c.id, _USERS.c.local_id, _USERS.c.local_id_is_int, _USERS.c.name).where(
     _USERS.c.platform_id == bindparam("platform_id"), _USERS.c.local_id == bindparam("local")
-)
-_ENABLED_BUT = (
-    select(_PLATFORMS.c.id, _PLATFORMS.c.name, _PLATFORMS.c.wants_recipients)
-    .where(_PLATFORMS.c.enabled.is_(True), _PLATFORMS.c.id != bindparam("excluded"))
-    .order_by(_PLATFORMS.c.id)
 )
 
 
@@ -121,33 +120,35 @@ def _connection(db: Session | Connection) -> Connection:
 def load_room(db: Session | Connection, platform_name: str, local_id: int | str) -> RoomView:
     """Read a room, its members and their platforms; 404 naming the unknown platform or room.
 
-    Takes the session, or its connection (a caller making several reads passes it once)."""
+    Takes the directory lock first (see hub.db.locks)."""
     connection = _connection(db)
-    lock_directory(connection)  # before reading who exists: see outbox.lock_directory
+    lock_directory(connection)
     text, _ = local_id_key(local_id)
     name_key = platform_name.lower()
-    rows = fetch(connection, _ROOM_WITH_MEMBERS, (name_key, text))
+    rows = fetch(connection, _ROOM_WITH_MEMBERS, {"name_key": name_key, "local": text})
     if not rows:
         known = connection.execute(_PLATFORM_NAME, {"name_key": name_key}).scalar()
         if known is None:
             raise NotFound(f"unknown platform {platform_name!r}")
         raise NotFound(f"unknown room {global_id(known, local_id)}")
     room_id, origin_id, room_local, room_local_is_int, room_type = rows[0][:5]
-    origin_name, origin_enabled, origin_wants = rows[0][5:8]
-    platforms: dict[int, ReceiverView] = {}
+    origin_name, origin_enabled, origin_wants, origin_takes = rows[0][5:9]
+    platforms: dict[int, Receiver] = {}
     if origin_enabled:
-        platforms[origin_id] = ReceiverView(origin_id, origin_name, bool(origin_wants))
+        platforms[origin_id] = Receiver(
+            origin_id, origin_name, bool(origin_wants), bool(origin_takes)
+        )
     members = []
-    for user_id, platform_id, local, local_is_int, name, p_name, p_enabled, p_wants in (
-        row[8:] for row in rows
+    for user_id, platform_id, local, local_is_int, name, p_name, p_on, p_wants, p_takes in (
+        row[9:] for row in rows
     ):
         if user_id is None:  # a room without members
             continue
         members.append(
             MemberView(user_id, platform_id, local_id_value(local, local_is_int), local, name)
         )
-        if p_enabled:
-            platforms[platform_id] = ReceiverView(platform_id, p_name, bool(p_wants))
+        if p_on:
+            platforms[platform_id] = Receiver(platform_id, p_name, bool(p_wants), bool(p_takes))
     return RoomView(
         id=room_id,
         platform_id=origin_id,
@@ -180,20 +181,8 @@ def load_sender(
     )
 
 
-def message_receivers(
-    db: Session | Connection, room: RoomView, sender_platform_id: int
-) -> list[ReceiverView]:
-    """Platforms a message in this room goes to: members' (all, if public), minus the sender's.
-
-    Enabled platforms only, in registration order."""
-    if not room.is_public:
-        return [p for p in room.member_platforms if p.id != sender_platform_id]
-    rows = _connection(db).execute(_ENABLED_BUT, {"excluded": sender_platform_id})
-    return [ReceiverView(r.id, r.name, r.wants_recipients) for r in rows]
-
-
 def message_payload(
-    message: MessageView, room: RoomView, sender: SenderView, receiver: ReceiverView
+    message: MessageView, room: RoomView, sender: SenderView, receiver: Receiver
 ) -> dict[str, Any]:
     """Render a message for one receiver: its recipients in its own local ids."""
     payload: dict[str, Any] = {

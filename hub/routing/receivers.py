@@ -1,62 +1,96 @@
-"""Who is told about users and rooms, and the payloads they get (messages: message_routing)."""
+"""The one receivers rule: who is told of a user, a room, a message or a notification.
+
+A user concerns every platform. A room concerns every platform if it is public, else its own
+platform and the platforms of its members (and, for an update, those that just lost their last
+member). News goes to every enabled platform it concerns except the one it came from: a user's
+own platform, the room's platform for a room update, the sender's for a message.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
-from hub.models import Platform, Room, User
-from hub.outbox.streams import lock_directory
+from hub.db.locks import lock_directory
+from hub.models import Platform, Room
+
+_PLATFORMS = Platform.__table__
+_ENABLED = (
+    select(
+        _PLATFORMS.c.id,
+        _PLATFORMS.c.name,
+        _PLATFORMS.c.wants_recipients,
+        _PLATFORMS.c.takes_notifications,
+    )
+    .where(_PLATFORMS.c.enabled.is_(True), _PLATFORMS.c.id != bindparam("excluded"))
+    .order_by(_PLATFORMS.c.id)
+)
 
 
-def active_platforms(session: Session, exclude: int | None = None) -> list[Platform]:
-    """Return every enabled platform, but the one excluded, in registration order."""
-    # Before reading who exists: a registration in flight either sees what this transaction
-    # writes, or is seen by it (see outbox.lock_directory).
-    lock_directory(session)
-    query = select(Platform).where(Platform.enabled.is_(True)).order_by(Platform.id)
-    return [p for p in session.execute(query).scalars() if p.id != exclude]
+@dataclass(frozen=True)
+class Receiver:
+    """A platform that news goes to, as its payload needs it."""
+
+    id: int
+    name: str
+    wants_recipients: bool
+    takes_notifications: bool
+
+
+def concerns(is_public: bool, concerned: Iterable[int], platform_id: int) -> bool:
+    """Whether a room (public, or with these platforms concerned) concerns a platform."""
+    return is_public or platform_id in concerned
+
+
+def enabled_platforms(
+    db: Session | Connection, exclude: int | None = None, *, locked: bool = False
+) -> list[Receiver]:
+    """Every enabled platform but ``exclude``, in registration order. ``locked``: the caller
+    already holds the directory lock (``load_room`` takes it)."""
+    if not locked:
+        # Before reading who exists: a registration in flight either sees what this
+        # transaction writes, or is seen by it (see hub.db.locks).
+        lock_directory(db)
+    rows = db.execute(_ENABLED, {"excluded": -1 if exclude is None else exclude})
+    return [Receiver(*row) for row in rows]
+
+
+def user_receivers(db: Session | Connection, user_platform_id: int) -> list[Receiver]:
+    """Platforms told about a user: every enabled one but its own."""
+    return enabled_platforms(db, exclude=user_platform_id)
 
 
 def member_platform_ids(room: Room) -> set[int]:
+    """The platforms of a room's members."""
     return {m.user.platform_id for m in room.members}
 
 
-def room_receivers(session: Session, room: Room, extra: set[int] = frozenset()) -> list[Platform]:
-    """Platforms told about a room: members' platforms (all, if public), minus its origin."""
-    wanted = member_platform_ids(room) | set(extra)
+def room_receivers(
+    session: Session, room: Room, source: int, extra: Iterable[int] = ()
+) -> list[Receiver]:
+    """Platforms told about a change of ``room`` that came from platform ``source``; ``extra``:
+    platforms concerned although no member is left on them (they just lost theirs)."""
+    concerned = {room.platform_id, *member_platform_ids(room), *extra}
     return [
         p
-        for p in active_platforms(session, exclude=room.platform_id)
-        if room.is_public or p.id in wanted
+        for p in enabled_platforms(session, exclude=source)
+        if concerns(room.is_public, concerned, p.id)
     ]
 
 
-def user_payload(user: User) -> dict[str, Any]:
-    return {
-        "id": user.local_value,
-        "name": user.name,
-        "platform": user.platform.name,
-        "globalId": user.global_id,
-    }
+def message_receivers(
+    db: Session | Connection,
+    is_public: bool,
+    member_platforms: Iterable[Receiver],
+    sender_platform_id: int,
+) -> list[Receiver]:
+    """Platforms a message goes to: the room's concerned platforms but the sender's.
 
-
-def room_members_payload(room: Room) -> list[dict[str, list[int | str]]]:
-    grouped: dict[str, list[int | str]] = defaultdict(list)
-    for member in sorted(room.members, key=lambda m: m.user_id):
-        grouped[member.user.platform.name].append(member.user.local_value)
-    return [{name: ids} for name, ids in grouped.items()]
-
-
-def room_payload(room: Room) -> dict[str, Any]:
-    return {
-        "id": room.local_value,
-        "name": room.name,
-        "type": room.type,
-        "platform": room.platform.name,
-        "globalId": room.global_id,
-        "users": room_members_payload(room),
-    }
+    ``member_platforms``: the enabled platforms among the room's own and its members', which
+    are all a private room concerns (no query then). The caller read them with ``load_room``,
+    which took the directory lock."""
+    candidates = enabled_platforms(db, locked=True) if is_public else member_platforms
+    return [p for p in candidates if p.id != sender_platform_id]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from hub.schemas.bodies import LenientSchema, String
+from hub.schemas.fields import LenientSchema, String
 
 
 class SyncUsersQuery(LenientSchema):

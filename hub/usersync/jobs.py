@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from hub.db import Database
@@ -64,16 +64,3 @@ def run_once(db: Database, job: str, period: str, work: Callable[[], R]) -> R | 
                 .where(JobRun.job == job, JobRun.period == period)
                 .values(finished_at=utcnow(), report=report)
             )
-
-
-def last_runs(db: Database, job: str, limit: int = 10) -> list[JobRun]:
-    """Return the latest runs of a job, newest first."""
-    with db.read() as session:
-        return list(
-            session.execute(
-                select(JobRun)
-                .where(JobRun.job == job)
-                .order_by(JobRun.started_at.desc(), JobRun.id.desc())
-                .limit(limit)
-            ).scalars()
-        )

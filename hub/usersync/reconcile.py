@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from hub.ids import global_id, local_id_key
 from hub.ingest.directory import upsert_user
-from hub.ingest.records import forward_user
+from hub.ingest.users import forward_user
 from hub.models import EventKind, Platform, Room, RoomMember, User, utcnow
-from hub.outbox import streams as outbox
-from hub.routing.receivers import member_platform_ids, room_payload, room_receivers
-from hub.schemas.bodies import UserIn
+from hub.outbox.enqueue import enqueue_each
+from hub.routing.payloads import room_payload
+from hub.routing.receivers import member_platform_ids, room_receivers
+from hub.schemas.calls import UserIn
 
 SHOWN = 200  # characters of an invalid entry kept in the report
 
@@ -110,17 +111,17 @@ def reconcile_users(
     diff.vanished = [UserChange(user.global_id, user.name) for user in gone]
     if apply:
         if delete_vanished and gone:
-            _delete_vanished(session, gone)
+            _delete_vanished(session, platform.id, gone)
         platform.users_synced_at = utcnow()
     return diff
 
 
-def _delete_vanished(session: Session, gone: list[User]) -> None:
+def _delete_vanished(session: Session, source: int, gone: list[User]) -> None:
     """Delete users and their memberships; send each room they left to whoever knows it.
 
-    A room update goes where ``POST /room`` would send it (member platforms, all of them for a
-    public room, and platforms that lost their last member), and also to the room's own
-    platform unless the user was its own: the change did not come from it, so it must learn it.
+    A room update goes to the platforms the room concerns (``hub.routing.receivers``), those
+    that lost their last member included, but the one whose users vanished: the change came
+    from it. The room's own platform learns of it too, unless it is that one.
     """
     ids = {user.id for user in gone}
     rooms = (
@@ -134,17 +135,14 @@ def _delete_vanished(session: Session, gone: list[User]) -> None:
         .scalars()
         .all()
     )
-    owners = {user.platform_id for user in gone}
     for room in rooms:
         before = member_platform_ids(room)
         room.members = [m for m in room.members if m.user_id not in ids]
         session.flush()
-        receivers = room_receivers(session, room, extra=before - member_platform_ids(room))
-        if room.platform_id not in owners and room.platform.enabled:
-            receivers.append(room.platform)
+        left = before - member_platform_ids(room)
         payload = room_payload(room)
-        for receiver in receivers:
-            outbox.enqueue(session, receiver.id, EventKind.ROOM, [payload])
+        receivers = room_receivers(session, room, source=source, extra=left)
+        enqueue_each(session, EventKind.ROOM, [(r.id, payload) for r in receivers])
     for user in gone:
         session.delete(user)
     session.flush()

@@ -1,13 +1,12 @@
-"""Tell the other hub processes on this machine at once which streams got events (SQLite).
+"""SQLite's wake-up: a Unix datagram to every other hub process on this machine.
 
-Every process of a SQLite hub runs on the machine that holds the file, so after each commit that
-queued events the process sends one datagram with the platform ids to every other process's
-Unix socket, in the folder ``<database file>.wake`` beside it (or, when that path is too long
-for a socket's address, in a folder named after it under the temporary folder). A process's
-inbox wakes its own workers, socket pushers and long polls. Sending never blocks and never
-fails a request: a socket whose process is gone is removed, a full one is skipped, and the
-stream watcher's poll (``HUB_WAKE_INTERVAL``) catches whatever a datagram missed. PostgreSQL
-hubs may span machines: they rely on the watcher alone.
+Every process of a SQLite hub runs on the machine that holds the file, so after each commit
+that changed streams a process sends one datagram (``hub/wakeup/messages.py``) to every other
+process's Unix socket, in the folder ``<database file>.wake`` beside it (or, when that path is
+too long for a socket's address, in a folder named after it under the temporary folder).
+Sending never blocks and never fails a request: a socket whose process is gone is removed, a
+full one is skipped, and the safety poll (``hub/wakeup/watcher.py``) catches whatever a
+datagram missed.
 
 The same inboxes carry direct messages (never stored) to the process that holds the receiving
 platform's WebSocket: an inbox is named after its process's owner id (``<pid>-<tag>.sock`` for
@@ -30,13 +29,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from adapters.websocket.connections import deliver_relayed, encode_relayed
+from hub.wakeup.messages import decode_changes, deliver_direct, encode_changes, encode_direct
 
 log = logging.getLogger(__name__)
 
 LIST_EVERY = 1.0  # seconds between re-reads of the folder (processes come and go)
 MAX_DATAGRAM = 212992  # Linux's default socket buffer: the largest datagram one can send
-DIRECT = b"D"  # first byte of a direct-frames datagram; wake datagrams are digits and commas
+DIRECT = b"D"  # first byte of a direct-frames datagram; the others are encode_changes' text
 MAX_SOCKET_PATH = 107  # Linux's sun_path holds 108 bytes with the final NUL
 SOCKET_NAME = len("/4194304-0123abcd.sock")  # the longest pid, a separator, 8 hex digits
 
@@ -59,26 +58,19 @@ def inbox_name(owner: str) -> str | None:
     return f"{process[1]}-{process[2]}"
 
 
-def encode(platform_ids: Iterable[int]) -> bytes:
-    return ",".join(str(pid) for pid in sorted(platform_ids)).encode()
-
-
-def decode(data: bytes) -> set[int]:
-    return {int(part) for part in data.split(b",") if part.strip().isdigit()}
-
-
 class WakeSocket:
     """This process's inbox in the folder, and the sender to the other processes' inboxes."""
 
     def __init__(
         self,
         folder: Path,
-        wake: Callable[[set[int]], None],
+        wake: Callable[[set[int], set[int]], None],
         owner: str | None = None,
         direct: Callable[[int, dict[str, Any]], bool] | None = None,
     ) -> None:
-        """``owner``: this process's owner id, which names its inbox; ``direct(platform_id,
-        frame)`` sends a frame relayed by another process to a socket of this one."""
+        """``wake(news, lease_moves)`` hears other processes' changes; ``owner``: this
+        process's owner id, which names its inbox; ``direct(platform_id, frame)`` sends a frame
+        relayed by another process to a socket of this one."""
         self.folder = folder
         self.wake = wake
         self.direct = direct
@@ -119,12 +111,12 @@ class WakeSocket:
             data = bytes(buffer[:size])
             if data.startswith(DIRECT):
                 if self.direct is not None:
-                    deliver_relayed(data[len(DIRECT) :], self.direct)
+                    deliver_direct(data[len(DIRECT) :], self.direct)
                 continue
-            ids = decode(data)
-            if ids:
+            news, moves = decode_changes(data.decode(errors="replace"))
+            if news or moves:
                 try:
-                    self.wake(ids)
+                    self.wake(news, moves)
                 except Exception:
                     log.exception("waking for another process's events failed")
 
@@ -135,7 +127,7 @@ class WakeSocket:
         name = inbox_name(owner)
         if name is None:
             return False
-        data = DIRECT + encode_relayed(frames).encode()
+        data = DIRECT + encode_direct(frames).encode()
         with self._lock:
             if self._outbox.fileno() < 0 or len(data) > MAX_DATAGRAM:
                 return False
@@ -158,9 +150,9 @@ class WakeSocket:
             self._listed_at = now
         return self._peers
 
-    def send(self, platform_ids: Iterable[int]) -> None:
-        """Tell every other process; never blocks, never raises."""
-        data = encode(platform_ids)
+    def send(self, news: Iterable[int], moves: Iterable[int] = ()) -> None:
+        """Tell every other process of these changes; never blocks, never raises."""
+        data = encode_changes(news, moves).encode()
         with self._lock:
             if self._outbox.fileno() < 0:  # stopped
                 return

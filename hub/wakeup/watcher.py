@@ -1,17 +1,13 @@
-"""Wake this process's consumers for events that other hub processes committed.
+"""The safety poll: now and then, look for stream changes the wake-up may have missed.
 
-A commit in this process wakes its delivery workers, socket pushers and long polls at once
-(``Database.on_wake``). Events committed by another process (a second gunicorn worker, the web
-server beside ``flask hub deliver``, a CLI command) are found by one thread per process: every
-``HUB_WAKE_INTERVAL`` seconds it reads each stream's last seq and its platform's last "up"
-time, one small query for all platforms, and wakes the streams where either changed: new
-events, or a ``/ping`` served by another process that ended a down platform's wait (its queue
-is replayed at once). The "up" time is set anew by every ``mark_up``, so a platform marked down
-and up again between two looks is not missed. The same query reads who owns each stream: a
-WebSocket of a platform that connected to another process takes its stream, and the old socket
-here is closed at once (``leases_moved``) rather than at this process's next lease renewal.
+Processes tell each other of their commits (NOTIFY on PostgreSQL, a datagram on SQLite); a
+datagram can be dropped and a listener can lose its connection, so one thread per process
+also reads, every ``HUB_WAKE_INTERVAL`` seconds, each stream's last seq, its platform's last
+"up" time and its owner, one small query for all platforms, and wakes the streams where the
+seq or the "up" time changed (new events, or a ``/ping`` served by another process) and tells
+of the streams whose owner changed (a WebSocket of the platform connected to another process).
 On SQLite the query is skipped while ``PRAGMA data_version`` says no other connection has
-committed anything.
+committed anything. ``check()`` also runs at once when a change too large to list arrives.
 """
 
 from __future__ import annotations
@@ -21,35 +17,44 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from hub.db import Database
+from hub.db.lean import LeanStatement, plain_connection
 from hub.models import Platform
-from hub.outbox.reader import plain_connection
 
 log = logging.getLogger(__name__)
 
-_STREAMS_SQL = f"SELECT id, last_seq, last_success_at, lease_owner FROM {Platform.__table__.name}"
+_PLATFORMS = Platform.__table__
+_STREAMS = LeanStatement(
+    select(
+        _PLATFORMS.c.id,
+        _PLATFORMS.c.last_seq,
+        _PLATFORMS.c.last_success_at,
+        _PLATFORMS.c.lease_owner,
+    )
+)
 RETRY_SECONDS = 1.0  # after a failed read
 
 
 class StreamWatcher:
-    """One thread: wake ``wake(platform_ids)`` for streams with news or a platform back up, and
-    tell ``leases_moved({platform_id: owner})`` of streams whose owner changed."""
+    """One thread: wake ``wake(news, lease_moves)`` for streams with news or a platform back
+    up, and for streams whose owner changed."""
 
     def __init__(
         self,
         db: Database,
         interval: float,
-        wake: Callable[[set[int]], None],
-        leases_moved: Callable[[dict[int, str | None]], None] | None = None,
+        wake: Callable[[set[int], set[int]], None],
     ) -> None:
         self.engine = db.read_engine
         self.is_sqlite = db.is_sqlite
         self.interval = interval
         self.wake = wake
-        self.leases_moved = leases_moved
         self._known: dict[int, tuple[int, object, str | None]] | None = None
         self._data_version: int | None = None
         self._connection: Any = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -62,7 +67,12 @@ class StreamWatcher:
     def check(self) -> set[int]:
         """Read the streams once; return (and wake) the platforms whose stream moved.
 
-        The first check only learns where the streams are."""
+        The first check only learns where the streams are. Thread-safe: the listener of the
+        wake-up calls it too."""
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> set[int]:
         if self._connection is None:
             self._connection = plain_connection(self.engine)
         cursor = self._connection.cursor()
@@ -73,7 +83,7 @@ class StreamWatcher:
                 if version == self._data_version:
                     return set()
                 self._data_version = version
-            cursor.execute(_STREAMS_SQL)
+            cursor.execute(_STREAMS.compiled(self.engine.dialect)[0])
             current = {pid: tuple(state) for pid, *state in cursor.fetchall()}
         finally:
             cursor.close()
@@ -81,17 +91,15 @@ class StreamWatcher:
         if known is None:
             return set()
         moved: set[int] = set()
-        owners: dict[int, str | None] = {}
-        for pid, (seq, up_at, owner) in current.items():  # one pass: 1,000 platforms, 100 a s
+        owners: set[int] = set()
+        for pid, (seq, up_at, owner) in current.items():  # one pass over all platforms
             before = known.get(pid)
             if before is None or seq != before[0] or up_at != before[1]:
                 moved.add(pid)
             if before is not None and owner != before[2]:
-                owners[pid] = owner
-        if moved:
-            self.wake(moved)
-        if owners and self.leases_moved is not None:
-            self.leases_moved(owners)
+                owners.add(pid)
+        if moved or owners:
+            self.wake(moved, owners)
         return moved
 
     def _run(self) -> None:
@@ -104,7 +112,8 @@ class StreamWatcher:
                 self._stop.wait(RETRY_SECONDS)
 
     def _reset(self) -> None:
-        connection, self._connection, self._data_version = self._connection, None, None
+        with self._lock:
+            connection, self._connection, self._data_version = self._connection, None, None
         if connection is not None:
             try:
                 connection.close()

@@ -12,9 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.models import EventStatus, Health, OutboxEvent, Platform, Room, User, utcnow
+from hub.models import Health, Platform, Room, User, utcnow
 from hub.monitoring import status
-from hub.outbox import streams as outbox
 from hub.web.text import MAX_ERROR, Redactor, duration, iso, safe_endpoint, utc_text
 from hub.web.traffic import Traffic, messages_per_minute
 
@@ -72,10 +71,6 @@ class Dashboard:
         return sum(p.queue_depth for p in self.platforms)
 
 
-def _count_by_platform(session: Session, statement) -> dict[int, int]:  # type: ignore[no-untyped-def]
-    return {platform_id: count for platform_id, count in session.execute(statement).all()}
-
-
 def _due(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return ""
@@ -84,36 +79,26 @@ def _due(moment: datetime | None, now: datetime) -> str:
 
 
 def _platform_rows(session: Session, now: datetime, redact: Redactor) -> list[PlatformRow]:
-    stats = outbox.queue_stats(session)
-    users = _count_by_platform(
-        session, select(User.platform_id, func.count()).group_by(User.platform_id)
-    )
-    dead = _count_by_platform(
-        session,
-        select(OutboxEvent.platform_id, func.count())
-        .where(OutboxEvent.status == EventStatus.DEAD)
-        .group_by(OutboxEvent.platform_id),
-    )
     rows = []
-    for p in session.execute(select(Platform).order_by(Platform.name_key)).scalars():
-        depth, oldest = stats.get(p.id, (0, None))
+    for p in sorted(status.platform_statuses(session), key=lambda s: s.name.lower()):
         state = "disabled" if not p.enabled else ("up" if p.health == Health.UP else "down")
         retry = p.next_attempt_at if state == "down" else None
+        oldest = p.oldest_pending_age
         rows.append(
             PlatformRow(
                 name=p.name,
                 endpoint=redact(safe_endpoint(p.endpoint)),
-                transport=str(p.transport),
+                transport=p.transport,
                 state=state,
                 last_error=redact(p.last_error, MAX_ERROR),
                 last_error_full=redact(p.last_error),
-                queue_depth=depth,
-                oldest_age=duration((now - oldest).total_seconds()) if oldest else "",
+                queue_depth=p.queue_depth,
+                oldest_age=duration(oldest) if oldest is not None else "",
                 next_retry=utc_text(retry),
                 next_retry_iso=iso(retry),
                 next_retry_in=_due(retry, now),
-                dead_letters=dead.get(p.id, 0),
-                users=users.get(p.id, 0),
+                dead_letters=p.dead_letters,
+                users=p.users,
                 last_seq=p.last_seq,
             )
         )
@@ -143,9 +128,7 @@ def load(session: Session, admin_token: str | None) -> Dashboard:
     now = utcnow()
     tokens = session.execute(select(Platform.token)).scalars().all()
     redact = Redactor([*tokens, admin_token])
-    dead_total = session.execute(
-        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.status == EventStatus.DEAD)
-    ).scalar_one()
+    dead_total = status.dead_letter_count(session)
     return Dashboard(
         platforms=_platform_rows(session, now, redact),
         dead_letters=_dead_letter_rows(session, now, redact),

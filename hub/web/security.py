@@ -41,12 +41,6 @@ def admin_token() -> str | None:
     return current_app.config.get("HUB_ADMIN_TOKEN") or None
 
 
-def token_matches(given: str) -> bool:
-    """Compare a submitted token with ``HUB_ADMIN_TOKEN`` in constant time."""
-    expected = admin_token()
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
-
-
 def log_in() -> None:
     """Start a fresh session (new CSRF token, so a planted one is useless) for the admin."""
     token = admin_token()

@@ -6,10 +6,7 @@ Every POST carries the session's CSRF token and answers with a redirect back to 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -25,8 +22,10 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from hub.api.auth import is_admin_token
 from hub.errors import ApiError
-from hub.outbox import streams as outbox
+from hub.outbox.outcomes import requeue_dead
+from hub.outbox.replay import replay_stream
 from hub.web import dashboard, security
 from hub.web.forms import ReplayRequest, parse_replay
 
@@ -49,13 +48,6 @@ def _db():  # type: ignore[no-untyped-def]
 def back(anchor: str | None = None) -> Response:
     """Answer a POST with "see the page again" (303), so a reload never posts twice."""
     return redirect(url_for("web.index", _anchor=anchor), code=303)
-
-
-def replay_function() -> Callable[..., int] | None:
-    """Return ``hub.outbox.replay.replay_stream`` when that module is installed, else None."""
-    if importlib.util.find_spec("hub.outbox.replay") is None:
-        return None
-    return getattr(importlib.import_module("hub.outbox.replay"), "replay_stream", None)
 
 
 @bp.context_processor
@@ -94,15 +86,13 @@ def index() -> str:
     with _db().read() as session:
         board = dashboard.load(session, security.admin_token())
         names = dashboard.platform_names(session)
-    return render_template(
-        "web/dashboard.html", board=board, names=names, replay=replay_function() is not None
-    )
+    return render_template("web/dashboard.html", board=board, names=names)
 
 
 @bp.post("/ui/login")
 def login() -> Response:
     """Open an admin session when the submitted token is ``HUB_ADMIN_TOKEN``."""
-    if not security.token_matches(request.form.get("token", "")):
+    if not is_admin_token(request.form.get("token", "")):
         log.warning("admin page: wrong token from %s", request.remote_addr)
         flash("Wrong admin token.", "error")
         return back()
@@ -122,7 +112,7 @@ def logout() -> Response:
 def retry_dead_letter(event_id: str) -> Response:
     """Queue a dead letter again at the end of its platform's stream, with the same event id."""
     with _db().write() as session:
-        event = outbox.requeue_dead(session, event_id)
+        event = requeue_dead(session, event_id)
         seq = event.seq if event is not None else None
     if seq is None:
         flash(f"No dead letter {event_id} (already retried?).", "error")
@@ -134,10 +124,6 @@ def retry_dead_letter(event_id: str) -> Response:
 @bp.post("/ui/replay")
 def replay() -> Response:
     """Queue a platform's past events again, scoped by seq, room and time."""
-    replay_stream = replay_function()
-    if replay_stream is None:
-        flash("Replay is not available in this version of the hub.", "error")
-        return back("replay")
     try:
         scope: ReplayRequest = parse_replay(request.form)
         with _db().write() as session:

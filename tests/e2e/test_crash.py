@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.hub_process import HubProcess
+from tests.support.hub_process import HubProcess
 from tests.support.loopback_platform import wait_for
 
 pytestmark = pytest.mark.slow

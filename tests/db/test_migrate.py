@@ -9,8 +9,9 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
-from hub.db import Database, migrate, sqlite_file
-from tests.hub_process import ROOT
+from hub.db import Database, migrate
+from hub.db.sqlite import sqlite_file
+from tests.support.hub_process import ROOT
 
 _STARTS = (
     "import sys\n"
@@ -26,7 +27,7 @@ def test_head_is_the_newest_migration() -> None:
 
 
 def test_a_hub_starting_on_an_up_to_date_schema_does_not_load_alembic(database_url) -> None:
-    env = {**os.environ, "HUB_DATABASE_URL": database_url, "FLASK_RUN_FROM_CLI": "true"}
+    env = {**os.environ, "HUB_DATABASE_URL": database_url}
 
     def start() -> str:
         run = subprocess.run(

@@ -25,7 +25,7 @@ from hub.web.traffic import messages_per_minute
 from tests.conftest import FAST, HubClient, Trio
 from tests.support.loopback_platform import LoopbackPlatform, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN = FAST["HUB_ADMIN_TOKEN"]
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,7 +13,7 @@ import requests
 
 from tests.support.loopback_platform import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import Trio
 from tests.support.loopback_platform import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_health_and_readiness(trio: Trio) -> None:
@@ -92,7 +92,7 @@ def test_docs_page_loads_its_assets_from_the_hub(trio: Trio) -> None:
 def test_schemathesis_finds_no_server_error(platforms, database_url, tmp_path, token) -> None:
     import json
 
-    from tests.hub_process import HubProcess
+    from tests.support.hub_process import HubProcess
 
     a, b = platforms("A"), platforms("B")
     registry = tmp_path / "platforms.json"

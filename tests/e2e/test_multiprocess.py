@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.hub_process import ROOT, HubProcess
+from tests.support.hub_process import ROOT, HubProcess
 from tests.support.loopback_platform import wait_for
 
 pytestmark = pytest.mark.slow

@@ -16,11 +16,11 @@ import websocket
 from sqlalchemy import func, select, update
 
 from adapters.websocket import keeper as stream_keeper
+from adapters.websocket import view as websocket_view
 from adapters.websocket.connections import SocketConnection, SocketRegistry
-from hub.api import realtime as realtime_api
 from hub.db import Database
 from hub.models import EventKind, Message, OutboxEvent, Platform
-from hub.outbox import streams as outbox
+from hub.outbox import enqueue as outbox
 from tests.support.loopback_platform import wait_for
 
 
@@ -189,7 +189,7 @@ def test_a_connection_slow_to_reach_its_session_still_counts_as_the_older(
             second_live.wait(10)
         return SocketConnection(*args, **kwargs)
 
-    monkeypatch.setattr(realtime_api, "SocketConnection", held_up)
+    monkeypatch.setattr(websocket_view, "SocketConnection", held_up)
     first = rt.connect("token-W1")  # returns once the handshake is answered
     second = rt.connect("token-W1")
     assert len(frames(second, 4)) == 4  # its session started while the first one's waited

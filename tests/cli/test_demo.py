@@ -17,7 +17,7 @@ from tests.support.loopback_platform import wait_for
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEXT = "hello from the demo test"
 SAMPLE = re.compile(r"^\s+(\w+)\s+(http://127\.0\.0\.1:\d+)/\s+\(token (\S+)\)", re.M)
 

@@ -1,0 +1,47 @@
+"""One long poll: acknowledge what the platform has, then hand out what follows or wait for it.
+
+Items are ``{"message_id": seq, "type": kind, ...payload}``, Tryton's bus format; ``type`` is
+the event's kind there, so a room's own ``type`` moves to ``roomType``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from hub.models import Platform
+from hub.outbox import leases, outcomes
+from hub.outbox.reader import QueuedEvent
+
+
+def item(event: QueuedEvent) -> dict[str, Any]:
+    """One event as a bus item."""
+    payload = json.loads(event.payload)
+    if "type" in payload:
+        payload["roomType"] = payload.pop("type")
+    return {"message_id": event.seq, "type": event.kind, **payload}
+
+
+def poll(hub: Any, platform: Platform, last: int | None, wait: float) -> dict[str, Any]:
+    """Acknowledge through ``last``, then answer what follows it, waiting up to ``wait``
+    seconds (at most ``HUB_POLL_TIMEOUT``) for the next event."""
+    with hub.db.write() as session:
+        if last is not None:
+            outcomes.ack_through_each(session, {platform.id: last})
+        leases.mark_up(session, platform.id)
+    deadline = time.monotonic() + min(wait, hub.config["HUB_POLL_TIMEOUT"])
+    # The notifier wakes it for this process's events and, through the wake-up, for other
+    # processes'; this re-check only bounds a missed wake-up.
+    recheck = hub.config["HUB_WAKE_INTERVAL"]
+    while True:
+        seen = hub.notifier.version(platform.id)
+        events = hub.reader.read(platform.id, last or 0, hub.config["HUB_DELIVERY_BATCH"])
+        remaining = deadline - time.monotonic()
+        if events or remaining <= 0:
+            break
+        hub.notifier.wait(platform.id, seen, min(remaining, recheck))
+    return {
+        "messages": [item(e) for e in events],
+        "last_message": events[-1].seq if events else last,
+    }
