@@ -7,6 +7,7 @@ answers (chunked, close-delimited, interim 1xx, a reset instead of an answer...)
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -22,7 +23,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from adapters import OutgoingEvent, Permanent, PlatformTarget, Retryable, Unsupported
-from adapters.rest import RestAdapter, sign, signing_key
+from adapters.rest import RestAdapter
+from adapters.rest.signing import Signer, signing_key
 from tests.support.loopback_platform import wait_for
 
 TOKEN = "token-of-B"
@@ -171,22 +173,35 @@ def event(kind: str = "message", n: int = 1, payload: str = PAYLOAD) -> Outgoing
 @pytest.mark.parametrize(
     "token",
     [
-        "1111",
+        "1111",  # valid base64 too: it must still be keyed with its UTF-8 bytes
         "tøken ünïcode ✓",
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",  # unpadded base64
     ],
 )
-def test_signature_is_byte_for_byte_what_standardwebhooks_signs(token: str) -> None:
+def test_signature_is_byte_for_byte_what_the_contracts_verifier_signs(token: str) -> None:
+    # The contract: Webhook(token.encode()), or Webhook(token) for a whsec_ token.
     signer = Webhook(token) if token.startswith("whsec_") else Webhook(token.encode())
-    key = signing_key(token)
-    for msg_id, timestamp, payload in [
-        ("evt_1", 1_700_000_000, PAYLOAD),
-        ("evt_" + "f" * 32, 1_800_000_123, ""),
-        ("msg_x", 0, '{"text": "a.b.c \\u00e9 é"}' * 50),
+    ours = Signer(signing_key(token))
+    for msg_id, payload in [
+        ("evt_1", PAYLOAD),
+        ("evt_" + "f" * 32, ""),
+        ("msg_x", '{"text": "a.b.c \\u00e9 é"}' * 50),
     ]:
-        expected = signer.sign(msg_id, datetime.fromtimestamp(timestamp, UTC), payload)
-        assert sign(key, msg_id, timestamp, payload.encode()) == expected
+        headers = {name.decode(): value.decode() for name, value in ours.headers(msg_id, payload)}
+        assert headers["webhook-id"] == msg_id
+        timestamp = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+        assert abs(timestamp.timestamp() - time.time()) < 5
+        assert headers["webhook-signature"] == signer.sign(msg_id, timestamp, payload)
+        signer.verify(payload, headers, json_parse=False)  # raises if it does not verify
+
+
+def test_a_whsec_token_is_keyed_with_its_decoded_secret() -> None:
+    assert signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") == base64.b64decode(
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    )
+    assert signing_key("whsec_AAE") == b"\x00\x01"  # unpadded: padding added
+    assert signing_key("1111") == b"1111"
 
 
 @pytest.mark.parametrize("token", [TOKEN, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
