@@ -551,3 +551,148 @@ def test_https_with_an_untrusted_certificate_is_retryable(server_factory, adapte
     with pytest.raises(Retryable, match="CERTIFICATE_VERIFY_FAILED"):
         adapters(server.endpoint()).send(event())  # the system's CAs do not know the test CA
     assert server.requests == []
+
+
+# -- proxies from the environment ------------------------------------------------------------
+
+
+class LoopbackProxy:
+    """A threaded HTTP proxy on 127.0.0.1 that records each request's line and headers: it
+    answers absolute-form requests itself (200, ``{"via": "proxy"}``) and tunnels ``CONNECT``
+    to the address asked for (or refuses it with ``connect_status``)."""
+
+    def __init__(self, connect_status: int = 200) -> None:
+        self.connect_status = connect_status
+        self.lines: list[str] = []
+        self.headers: list[dict[str, str]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as file:
+            while line := file.readline():
+                headers = {}
+                while (header := file.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                self.lines.append(line.decode().rstrip("\r\n"))
+                self.headers.append(headers)
+                method, target, _ = line.decode().split(" ", 2)
+                if method == "CONNECT":
+                    if self.connect_status != 200:
+                        conn.sendall(reply(self.connect_status, b"no"))
+                        return
+                    host, _, port = target.rpartition(":")
+                    upstream = socket.create_connection((host, int(port)))
+                    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    self._pipe(conn, upstream)
+                    return
+                file.read(int(headers.get("content-length", 0)))
+                conn.sendall(reply(200, b'{"via": "proxy"}'))
+
+    @staticmethod
+    def _pipe(client: socket.socket, upstream: socket.socket) -> None:
+        """Copy bytes both ways until either side closes (the client side is already read
+        unbuffered: the adapter sends nothing after CONNECT before the proxy's answer)."""
+
+        def copy(source: socket.socket, sink: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+        back = threading.Thread(target=copy, args=(upstream, client), daemon=True)
+        back.start()
+        copy(client, upstream)
+        back.join(10)
+        upstream.close()
+
+
+@pytest.fixture
+def proxy(monkeypatch) -> Iterator[LoopbackProxy]:
+    """A loopback proxy and an environment naming nothing else (either case of each name)."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    server = LoopbackProxy()
+    yield server
+    server.stop()
+
+
+def test_http_goes_through_the_environments_proxy_in_absolute_form(
+    server_factory, adapters, proxy, monkeypatch
+) -> None:
+    server = server_factory()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("//", "//us%40er:p%3Ass@"))
+    adapter = adapters(server.endpoint())
+    adapter.send(event("message", 1))
+    adapter.send(event("room", 2))
+    target = f"http://127.0.0.1:{server.port}/api/"
+    assert proxy.lines == [f"POST {target}message HTTP/1.1", f"POST {target}room HTTP/1.1"]
+    headers = proxy.headers[0]
+    assert headers["host"] == f"127.0.0.1:{server.port}"
+    assert headers["proxy-authorization"] == "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+    assert Webhook(TOKEN.encode()).verify(PAYLOAD, headers) == json.loads(PAYLOAD)
+    assert server.requests == []  # the proxy answered, nothing went around it
+
+
+def test_no_proxy_sends_straight_to_the_platform(server_factory, adapters, proxy, monkeypatch):
+    server = server_factory()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "example.org,127.0.0.1")
+    adapters(server.endpoint()).send(event())
+    assert len(server.requests) == 1
+    assert proxy.lines == []
+
+
+def test_https_tunnels_through_the_proxy_with_connect(
+    server_factory, adapters, proxy, monkeypatch, tls
+) -> None:
+    server_context, client_context = tls
+    server = server_factory(tls=server_context)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # not the one for https
+    adapter = adapters(server.endpoint(), ssl_context=client_context)
+    adapter.send(event(n=1))
+    adapter.send(event(n=2))
+    assert proxy.lines == [f"CONNECT 127.0.0.1:{server.port} HTTP/1.1"]  # one kept-alive tunnel
+    assert [(r.connection, r.path) for r in server.requests] == [(0, "/api/message")] * 2
+    assert Webhook(TOKEN.encode()).verify(server.requests[0].body, server.requests[0].headers)
+
+
+def test_a_proxy_refusing_the_tunnel_is_retryable(
+    server_factory, adapters, proxy, monkeypatch, tls
+) -> None:
+    server_context, client_context = tls
+    server = server_factory(tls=server_context)
+    proxy.connect_status = 407
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    with pytest.raises(Retryable, match="proxy answered CONNECT with HTTP 407"):
+        adapters(server.endpoint(), ssl_context=client_context).send(event())
+    assert server.connections == 0
+
+
+def test_a_proxy_it_cannot_speak_to_fails_every_call_as_retryable(
+    server_factory, adapters, proxy, monkeypatch
+) -> None:
+    server = server_factory()
+    monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(Retryable, match="not an http:// proxy"):
+        adapters(server.endpoint()).send(event())
+    assert server.connections == 0
