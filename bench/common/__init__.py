@@ -13,7 +13,14 @@ package imports as ``common``. Its submodules:
 """
 
 from common.checks import Check, Results, StreamCheck, check
-from common.cli import add_hub_args, add_output_args, make_parser, parse_phases, run_and_report
+from common.cli import (
+    add_hub_args,
+    add_latency_args,
+    add_output_args,
+    make_parser,
+    parse_phases,
+    run_and_report,
+)
 from common.posting import (
     LeanPoster,
     RequestsPoster,
@@ -55,6 +62,7 @@ __all__ = [
     "Table",
     "accepted",
     "add_hub_args",
+    "add_latency_args",
     "add_output_args",
     "check",
     "cpu_seconds",

@@ -36,6 +36,25 @@ def add_hub_args(group: argparse._ArgumentGroup, *, env_example: str, root_help:
     group.add_argument("--hub-root", type=Path, default=ROOT, help=root_help)
 
 
+def add_latency_args(
+    group: argparse._ArgumentGroup, *, phase: int, rate: float, duration: float, threads: int = 8
+) -> None:
+    """--rate, --duration and --latency-threads: the open-loop sender of the latency phase."""
+    group.add_argument(
+        "--rate", type=float, default=rate, help=f"phase {phase} messages/s ({rate:g})"
+    )
+    group.add_argument(
+        "--duration", type=float, default=duration, help=f"phase {phase} seconds ({duration:g})"
+    )
+    group.add_argument(
+        "--latency-threads",
+        type=int,
+        default=threads,
+        help=f"phase {phase} sender threads, open loop: a slow answer does not hold the next"
+        f" message back ({threads})",
+    )
+
+
 def add_output_args(group: argparse._ArgumentGroup, *, waiting_for: str) -> None:
     """--stall-timeout, --json and --keep."""
     group.add_argument(

@@ -18,11 +18,15 @@ def verdict(value: float | None, good: Callable[[float], bool]) -> str:
 class Table:
     """Rows of (figure, value, target, result), printed in aligned columns.
 
-    ``none``: what a figure that is None shows ("n/a"), or None to leave its row out."""
+    ``none``: what a figure that is None shows ("n/a"), or None to leave its row out;
+    ``unmet``: the verdict on a target when its figure is missing or None."""
 
-    def __init__(self, figures: dict[str, Any], none: str | None = None) -> None:
+    def __init__(
+        self, figures: dict[str, Any], none: str | None = None, unmet: str = "n/a"
+    ) -> None:
         self.figures = figures
         self.none = none
+        self.unmet = unmet
         self.rows: list[tuple[str, str, str, str]] = []
 
     def row(
@@ -36,6 +40,19 @@ class Table:
         if value is None and self.none is None:
             return
         self.add(label, self.none if value is None else format(value, spec), target, ok)
+
+    def target(
+        self, label: str, key: str, spec: str, target: str, good: Callable[[float], bool]
+    ) -> None:
+        """A figure with its target: PASS if ``good(value)``, else MISS."""
+        value = self.figures.get(key)
+        ok = self.unmet if value is None else verdict(value, good)
+        self.row(label, key, spec, target, ok)
+
+    def met(self, key: str, good: Callable[[float], bool]) -> bool:
+        """Whether the figure ``key`` is there and meets its target."""
+        value = self.figures.get(key)
+        return value is not None and good(value)
 
     def add(self, label: str, value: str, target: str = "", ok: bool | str | None = None) -> None:
         if isinstance(ok, bool):
