@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from adapters.base import Adapter, OutgoingEvent, PlatformTarget
 from adapters.errors import Permanent, Retryable
 from adapters.rest.answers import ANSWER_KEPT, classify, classify_event, join_url
-from adapters.rest.client import Client, Headers
+from adapters.rest.client import Client
 from adapters.rest.proxy import proxy_for
 from adapters.rest.signing import Signer, signing_key
 
@@ -51,7 +51,7 @@ class RestAdapter(Adapter):
         self.port = parts.port or (443 if tls else 80)
         self.prefix = (parts.path or "/").rstrip("/") + "/"
         netloc = parts.netloc.rpartition("@")[2]  # no user info in Host
-        self._heads: dict[tuple[bytes, str], tuple[bytes, Headers, str]] = {}
+        self._heads: dict[tuple[bytes, str], tuple[bytes, str]] = {}  # (method, name)
         self._origin = b""  # what precedes the path in a request's target: a proxy's absolute form
         self._client = Client(self.host, self.port, tls, timeout, ssl_context=ssl_context)
         # A token that cannot be a header value, an endpoint with a query or a proxy that cannot
@@ -94,18 +94,22 @@ class RestAdapter(Adapter):
 
     def _call(self, method: bytes, name: str, msg_id: str, payload: str) -> tuple[int, bytes]:
         """Sign and send one call; return (status, body) of the answer."""
-        target, head, what = self._heads.get((method, name)) or self._head(method, name)
+        head, what = self._heads.get((method, name)) or self._head(method, name)
+        if not msg_id.isprintable():  # no CR, LF or other control character in a header
+            raise Retryable(f"{what}: the event id {msg_id!r} cannot be a header value")
         body = payload.encode()
-        headers = [
-            *head,
-            (b"Content-Length", b"%d" % len(body)),
-            *self._signer.headers(msg_id, payload),
-        ]
-        return self._client.call(method, target, headers, body, what)
+        request = b"".join((
+            head,
+            b"Content-Length: %d\r\n" % len(body),
+            *[b"%s: %s\r\n" % header for header in self._signer.headers(msg_id, payload)],
+            b"\r\n",
+            body,
+        ))  # fmt: skip
+        return self._client.call(request, what)
 
-    def _head(self, method: bytes, name: str) -> tuple[bytes, Headers, str]:
-        """Request target, the headers that never change and the call's name in errors, for
-        one call name."""
+    def _head(self, method: bytes, name: str) -> tuple[bytes, str]:
+        """Request line and the headers that never change (checked once), and the call's name
+        in errors, for one call name."""
         if self._unusable:
             raise Retryable(self._unusable)
         try:
@@ -122,6 +126,8 @@ class RestAdapter(Adapter):
         if self._proxy_auth:
             headers.append((b"Proxy-Authorization", self._proxy_auth))
         target = self._origin + path.replace(b" ", b"%20")
+        head = b"%s %s HTTP/1.1\r\n" % (method, target)
+        head += b"".join(b"%s: %s\r\n" % header for header in headers)
         what = f"{method.decode()} {join_url(self.endpoint, name)}"
-        self._heads[(method, name)] = head = (target, headers, what)
-        return head
+        self._heads[(method, name)] = entry = (head, what)
+        return entry

@@ -24,6 +24,7 @@ from standardwebhooks import Webhook
 
 from adapters import OutgoingEvent, Permanent, PlatformTarget, Retryable, Unsupported
 from adapters.rest import RestAdapter
+from adapters.rest.client import Answer
 from adapters.rest.signing import Signer, signing_key
 from tests.support.loopback_platform import wait_for
 
@@ -40,9 +41,10 @@ class Request:
     body: bytes
 
 
-# What a handler returns: the bytes to send (None: nothing), then what to do with the connection.
+# What a handler returns: the bytes to send (None: nothing; a list: pieces, each sent by itself),
+# then what to do with the connection.
 KEEP, CLOSE, RESET, HANG = "keep", "close", "reset", "hang"
-Action = tuple[bytes | None, str]
+Action = tuple[bytes | list[bytes] | None, str]
 
 
 def reply(status: int, body: bytes = b'{"status": 200}', headers: str = "") -> bytes:
@@ -99,6 +101,7 @@ class RawServer:
         with self.lock:
             self.open.add(conn)
         try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # pieces stay pieces
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             file = conn.makefile("rb")
@@ -116,8 +119,8 @@ class RawServer:
                 with self.lock:
                     self.requests.append(request)
                 data, then = self.handler(request)
-                if data:
-                    conn.sendall(data)
+                for piece in data if isinstance(data, list) else [data] if data else []:
+                    conn.sendall(piece)
                 if then == HANG:
                     self.release.wait(30)
                     return
@@ -379,6 +382,91 @@ def test_an_answer_cut_short_is_retryable_and_not_resent(server_factory, adapter
     assert len(server.requests) == 1
 
 
+CHUNKED_WITH_INTERIM = (
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+    b"X-Long: " + b"v" * 300 + b"\r\n\r\n3;x=1\r\n[1,\r\n2\r\n2]\r\n0\r\nX-T: 1\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_the_parser_reads_an_answer_however_it_is_split(size) -> None:
+    # What the socket hands over in each recv is arbitrary: every split point gives one answer.
+    answer = Answer()
+    for start in range(0, len(CHUNKED_WITH_INTERIM), size):
+        assert not answer.complete
+        answer.parser.feed_data(CHUNKED_WITH_INTERIM[start : start + size])
+    assert (answer.complete, answer.keep, answer.status) == (True, True, 200)
+    assert b"".join(answer.parts) == b"[1,2]"
+
+
+def test_an_answer_arriving_in_pieces_is_read_and_the_connection_kept(server_factory, adapters):
+    data = CHUNKED_WITH_INTERIM
+    pieces = [data[:5], data[5:19], data[19:27], data[27:60], data[60:-9], data[-9:-1], data[-1:]]
+    server = server_factory(lambda r: (pieces, KEEP))
+    adapter = adapters(server.endpoint())
+    assert adapter.fetch_users() == [1, 2]
+    assert adapter.fetch_users() == [1, 2]
+    assert server.connections == 1
+
+
+def test_a_close_delimited_http_1_1_answer(server_factory, adapters) -> None:
+    # No Content-Length, not chunked: the body is what comes until the connection closes.
+    server = server_factory(lambda r: ([b"HTTP/1.1 200 OK\r\n\r\n[1", b", 2]"], CLOSE))
+    adapter = adapters(server.endpoint())
+    assert adapter.fetch_users() == [1, 2]
+    assert adapter.fetch_users() == [1, 2]
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("extra", [reply(200, b"{}"), b"garbage"], ids=["answer", "garbage"])
+def test_bytes_after_the_answer_drop_the_connection(server_factory, adapters, extra) -> None:
+    # Nothing was asked for them: the connection is out of step, the answer itself counts.
+    server = server_factory(lambda r: (reply(200, b"[7]") + extra, KEEP))
+    adapter = adapters(server.endpoint())
+    assert adapter.fetch_users() == [7]
+    assert adapter.fetch_users() == [7]
+    assert (server.connections, len(server.requests)) == (2, 2)
+
+
+def test_answer_headers_too_long_are_retryable(server_factory, adapters) -> None:
+    head = b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * 200_000 + b"\r\nContent-Length: 2\r\n\r\n{}"
+    server = server_factory(lambda r: (head, CLOSE))
+    with pytest.raises(Retryable, match="answer headers too long"):
+        adapters(server.endpoint()).send(event())
+
+
+@pytest.mark.parametrize(
+    ("answer", "where"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "headers"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "body"),
+    ],
+)
+def test_an_answer_cut_short_says_where(server_factory, adapters, answer, where) -> None:
+    server = server_factory(lambda r: (answer, CLOSE))
+    with pytest.raises(Retryable, match=f"closed in the answer's {where}"):
+        adapters(server.endpoint()).send(event())
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("headers", [b"", b"Connection: upgrade\r\nUpgrade: other\r\n"])
+def test_switching_protocols_is_retryable(server_factory, adapters, headers) -> None:
+    answer = b"HTTP/1.1 101 Switching Protocols\r\n" + headers + b"\r\n"
+    server = server_factory(lambda r: (answer, KEEP))
+    with pytest.raises(Retryable, match=r"switched protocols \(101\)"):
+        adapters(server.endpoint()).send(event())
+
+
+def test_an_event_id_that_cannot_be_a_header_is_retryable_without_calling(
+    server_factory, adapters
+) -> None:
+    server = server_factory()
+    bad = OutgoingEvent("evt_1\r\nX-Injected: 1", 1, "message", PAYLOAD)
+    with pytest.raises(Retryable, match="cannot be a header value"):
+        adapters(server.endpoint()).send(bad)
+    assert server.connections == 0
+
+
 # -- connections: refused, timed out, closed, reset ------------------------------------------
 
 
@@ -563,6 +651,7 @@ class LoopbackProxy:
 
     def __init__(self, connect_status: int = 200) -> None:
         self.connect_status = connect_status
+        self.connect_answer = b"HTTP/1.1 200 Connection established\r\n\r\n"
         self.lines: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -599,7 +688,7 @@ class LoopbackProxy:
                         return
                     host, _, port = target.rpartition(":")
                     upstream = socket.create_connection((host, int(port)))
-                    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    conn.sendall(self.connect_answer)
                     self._pipe(conn, upstream)
                     return
                 file.read(int(headers.get("content-length", 0)))
@@ -696,3 +785,34 @@ def test_a_proxy_it_cannot_speak_to_fails_every_call_as_retryable(
     with pytest.raises(Retryable, match="not an http:// proxy"):
         adapters(server.endpoint()).send(event())
     assert server.connections == 0
+
+
+def test_a_tunnel_answer_after_interim_answers_in_pieces(
+    server_factory, adapters, proxy, monkeypatch, tls
+) -> None:
+    server_context, client_context = tls
+    server = server_factory(tls=server_context)
+    proxy.connect_answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nVia: 1.1 p\r\n\r\n"
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    adapters(server.endpoint(), ssl_context=client_context).send(event())
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (b"HTTP/1.1 200 OK\r\n\r\nsurprise", "bytes after its CONNECT answer"),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP/1.x answer"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "CONNECT with HTTP 101"),
+    ],
+)
+def test_a_tunnel_answer_that_is_not_a_plain_2xx_is_retryable(
+    server_factory, adapters, proxy, monkeypatch, tls, answer, why
+) -> None:
+    server_context, client_context = tls
+    server = server_factory(tls=server_context)
+    proxy.connect_answer = answer
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    with pytest.raises(Retryable, match=why):
+        adapters(server.endpoint(), ssl_context=client_context).send(event())
+    assert server.requests == []
