@@ -33,7 +33,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,9 +43,10 @@ from typing import Any
 
 import psutil
 import websocket
+from common import PY, free_port, message_body
+from common import cpu_seconds as cpu
 
-PY = sys.executable
-BODY = {"roomOriginalPlatform": "A", "roomId": 1, "senderId": 1, "text": "floor:thr:0000000"}
+BODY = message_body("floor:thr:0000000")
 
 APP = '''
 """The floor app: the hub's libraries, none of its work."""
@@ -83,18 +83,7 @@ def ws(ws):
 
 
 def log(text: str) -> None:
-    print(text, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+    print(text, flush=True)  # no timestamps: the floor's output is a short table
 
 
 class FloorServer:

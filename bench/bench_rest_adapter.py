@@ -5,24 +5,25 @@ platform is bounded by one client's sequential round trips. This script starts
 ``bench/receiver.py`` (or uses ``--url``) and posts a message-sized body to it, one call at a
 time on one kept-alive connection, for ``--seconds`` per client, with:
 
-- ``urllib3``: a bare ``PoolManager.request`` (constant headers, nothing signed);
-- ``urllib3 + sign``: what the hub's adapter did up to this script's commit (urllib3, a fresh
-  ``Webhook.sign`` and the header dict on every call);
-- ``http.client``: a bare persistent ``HTTPConnection`` (constant headers, nothing signed);
-- ``RestAdapter``: ``adapters.rest.RestAdapter.send``, the exact code the hub delivers with
-  (signing, headers and the classification of the answer included).
+- ``old``: the hand-written HTTP/1.1 adapter of commit 0e4e031, loaded from git into a
+  temporary module (``git show 0e4e031:adapters/rest.py``), so the comparison stays
+  reproducible after that file is gone;
+- ``new``: ``adapters.rest.RestAdapter.send``, the code the hub delivers with (h11 over one
+  socket, ``Webhook.sign``, the classification of the answer);
+- ``h11 bare``: h11 over one socket, constant headers, nothing signed: the library's floor;
+- ``urllib3 bare``: a bare ``HTTPConnectionPool.urlopen``, the other library measured.
 
-Clients take turns for ``--rounds`` rounds (so a burst of load elsewhere on the machine hits all
-of them alike); it prints each round and the median calls/s of each client.
+Clients take turns within each of ``--rounds`` rounds, the order rotated every round (so a burst
+of load elsewhere on the machine hits all of them alike); it prints each round, the median
+calls/s and microseconds per call of each client, and the ratio new/old (per round, median).
 
-    flock /tmp/bench.lock .venv/bin/python bench/bench_rest_adapter.py
-    .venv/bin/python bench/bench_rest_adapter.py --receiver /tmp/old_receiver.py  # another one
+    flock /tmp/bench.lock .venv/bin/python bench/bench_rest_adapter.py --rounds 7
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import importlib.util
 import json
 import os
 import signal
@@ -33,12 +34,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlsplit
 
+import h11
 import urllib3
-from standardwebhooks import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.base import OutgoingEvent, PlatformTarget  # noqa: E402
 from adapters.rest import RestAdapter  # noqa: E402
 
+OLD_COMMIT = "0e4e031"  # the last commit with the hand-written client
 TOKEN = "bench-token-B"
 # A message as the hub renders it (hub.routing.message_payload), ~400 bytes.
 PAYLOAD = {
@@ -62,6 +64,7 @@ PAYLOAD = {
     "recipients": [1],
     "attachments": [],
 }
+Client = tuple[Callable[[int], None], Callable[[], None]]  # post(i), close()
 
 
 def free_port() -> int:
@@ -84,72 +87,84 @@ def constant_headers() -> dict[str, str]:
     }
 
 
-def client_urllib3(endpoint: str) -> tuple[Callable[[int], None], Callable[[], None]]:
-    pool = urllib3.PoolManager(maxsize=1, retries=False)
-    url, headers = endpoint + "message", constant_headers()
+def load_old_adapter() -> ModuleType:
+    """``adapters/rest.py`` as of ``OLD_COMMIT``, as a module of its own (it imports
+    ``adapters.base`` and ``adapters.errors``, which are still there)."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{OLD_COMMIT}:adapters/rest.py"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader("bench_old_rest_adapter", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(source, f"{OLD_COMMIT}:adapters/rest.py", "exec"), module.__dict__)
+    return module
+
+
+def adapter_client(adapter_class: type) -> Callable[[str], Client]:
+    def make(endpoint: str) -> Client:
+        adapter = adapter_class(PlatformTarget(2, "B", "rest", endpoint, TOKEN), 10.0)
+
+        def post(i: int) -> None:
+            adapter.send(OutgoingEvent(f"evt_{uuid.uuid4().hex}", i, "message", body(i)))
+
+        return post, adapter.close
+
+    return make
+
+
+def client_h11(endpoint: str) -> Client:
+    parts = urlsplit(endpoint)
+    sock = socket.create_connection((parts.hostname, parts.port), 10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    http = h11.Connection(h11.CLIENT)
+    target = (parts.path + "message").encode()
+    head = [(b"Host", parts.netloc.encode())]
+    head += [(k.encode(), v.encode()) for k, v in constant_headers().items()]
 
     def post(i: int) -> None:
-        pool.request("POST", url, body=body(i).encode(), headers=headers)
+        data = body(i).encode()
+        headers = [*head, (b"Content-Length", b"%d" % len(data))]
+        request = http.send(h11.Request(method=b"POST", target=target, headers=headers))
+        sock.sendall(request + http.send(h11.Data(data=data)) + http.send(h11.EndOfMessage()))
+        while type(event := http.next_event()) is not h11.EndOfMessage:
+            if event is h11.NEED_DATA:
+                http.receive_data(sock.recv(65536))
+            elif type(event) is h11.Response and event.status_code != 200:
+                raise RuntimeError(f"HTTP {event.status_code}")
+        http.start_next_cycle()
 
-    return post, pool.clear
+    return post, sock.close
 
 
-def client_urllib3_signed(endpoint: str) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """The adapter as it was on urllib3 (commit f155787), minus the error handling."""
-    pool = urllib3.PoolManager(
-        maxsize=1, retries=False, timeout=urllib3.Timeout(total=10.0),
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )  # fmt: skip
-    signer = Webhook(TOKEN.encode())
-    url = endpoint + "message"
+def client_urllib3(endpoint: str) -> Client:
+    parts = urlsplit(endpoint)
+    pool = urllib3.HTTPConnectionPool(parts.hostname, parts.port, maxsize=1, retries=False)
+    path, headers = parts.path + "message", constant_headers()
+    timeout = urllib3.Timeout(total=10.0)
 
     def post(i: int) -> None:
-        event_id, payload, now = f"evt_{uuid.uuid4().hex}", body(i), datetime.now(UTC)
-        headers = {
-            "Authorization": f"Bearer {TOKEN}",
-            "Content-Type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signer.sign(event_id, now, payload),
-        }
-        answer = pool.request("POST", url, body=payload.encode(), headers=headers, redirect=False)
+        answer = pool.urlopen(
+            "POST", path, body=body(i).encode(), headers=headers, redirect=False, timeout=timeout
+        )
         if answer.status != 200:
             raise RuntimeError(f"HTTP {answer.status}")
-        answer.data  # noqa: B018 - read the body, as the adapter did
 
-    return post, pool.clear
-
-
-def client_http_client(endpoint: str) -> tuple[Callable[[int], None], Callable[[], None]]:
-    parts = urlsplit(endpoint)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    path, headers = parts.path + "message", constant_headers()
-
-    def post(i: int) -> None:
-        connection.request("POST", path, body=body(i).encode(), headers=headers)
-        connection.getresponse().read()
-
-    return post, connection.close
+    return post, pool.close
 
 
-def client_rest_adapter(endpoint: str) -> tuple[Callable[[int], None], Callable[[], None]]:
-    adapter = RestAdapter(PlatformTarget(2, "B", "rest", endpoint, TOKEN), 10.0)
-
-    def post(i: int) -> None:
-        adapter.send(OutgoingEvent(f"evt_{uuid.uuid4().hex}", i, "message", body(i)))
-
-    return post, adapter.close
-
-
-CLIENTS = {
-    "urllib3": client_urllib3,
-    "urllib3 + sign (old adapter)": client_urllib3_signed,
-    "http.client": client_http_client,
-    "RestAdapter (hub)": client_rest_adapter,
-}
+def clients() -> dict[str, Callable[[str], Client]]:
+    return {
+        "old": adapter_client(load_old_adapter().RestAdapter),
+        "new": adapter_client(RestAdapter),
+        "h11 bare": client_h11,
+        "urllib3 bare": client_urllib3,
+    }
 
 
-def measure(make: Callable, endpoint: str, seconds: float) -> float:
+def measure(make: Callable[[str], Client], endpoint: str, seconds: float) -> float:
     post, close = make(endpoint)
     try:
         for i in range(50):  # connect and warm up
@@ -184,18 +199,15 @@ def start_receiver(receiver: Path, port: int) -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per client and round (2)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds (3)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (5)")
     parser.add_argument(
         "--receiver", type=Path, default=ROOT / "bench" / "receiver.py", help="receiver script"
     )
     parser.add_argument("--url", help="post to this endpoint instead (e.g. http://h:p/api/)")
-    parser.add_argument(
-        "--clients",
-        default=",".join(CLIENTS),
-        help="comma-separated subset of: " + ", ".join(CLIENTS),
-    )
+    parser.add_argument("--clients", help="comma-separated subset of: old, new, h11 bare, ...")
     args = parser.parse_args(argv)
-    clients = {name: CLIENTS[name] for name in args.clients.split(",")}
+    every = clients()
+    chosen = {n: every[n] for n in args.clients.split(",")} if args.clients else every
     proc = None
     if args.url:
         endpoint = args.url
@@ -205,26 +217,37 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = f"http://127.0.0.1:{port}/api/"
     print(
         f"one in-order stream to {endpoint} ({args.receiver.name if proc else 'external'}),"
-        f" {args.seconds:g}s x {args.rounds} rounds per client, Python {sys.version.split()[0]}"
+        f" {args.seconds:g}s x {args.rounds} rounds per client, Python {sys.version.split()[0]},"
+        f" h11 {h11.__version__}, urllib3 {urllib3.__version__}"
     )
-    results: dict[str, list[float]] = {name: [] for name in clients}
+    results: dict[str, list[float]] = {name: [] for name in chosen}
+    names = list(chosen)
     try:
-        for round_ in range(1, args.rounds + 1):
-            line = []
-            for name, make in clients.items():
-                rate = measure(make, endpoint, args.seconds)
-                results[name].append(rate)
-                line.append(f"{name} {rate:.0f}")
-            print(f"round {round_}: " + ", ".join(line), flush=True)
+        for round_ in range(args.rounds):
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for name in order:
+                results[name].append(measure(chosen[name], endpoint, args.seconds))
+            line = ", ".join(f"{name} {results[name][-1]:.0f}" for name in names)
+            if "old" in results and "new" in results:
+                line += f"; new/old {results['new'][-1] / results['old'][-1]:.2f}"
+            print(f"round {round_ + 1}: {line}", flush=True)
     finally:
         if proc is not None:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(10)
     width = max(len(n) for n in results)
-    print(f"\n{'client':<{width}}  calls/s (median)  min-max")
+    print(f"\n{'client':<{width}}  calls/s (median)  min-max      us/call")
     for name, rates in results.items():
+        median = statistics.median(rates)
+        low, high = min(rates), max(rates)
+        print(f"{name:<{width}}  {median:16.0f}  {low:.0f}-{high:.0f}  {1e6 / median:9.1f}")
+    if "old" in results and "new" in results:
+        ratios = [new / old for new, old in zip(results["new"], results["old"], strict=True)]
         print(
-            f"{name:<{width}}  {statistics.median(rates):16.0f}  {min(rates):.0f}-{max(rates):.0f}"
+            f"\nnew/old calls/s: median {statistics.median(ratios):.2f}"
+            f" (rounds {min(ratios):.2f}-{max(ratios):.2f});"
+            f" new costs {statistics.median(1 / r for r in ratios) - 1:+.0%} per call"
+            " (the bar: at most +20%)"
         )
     return 0
 

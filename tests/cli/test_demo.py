@@ -33,7 +33,7 @@ def _down(url: str) -> bool:
 def test_demo_runs_a_hub_with_samples_until_ctrl_c(tmp_path: Path) -> None:
     # The command's own app (not the demo's hub) gets a database of its own too.
     env = {**os.environ, "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
-    command = [sys.executable, "-m", "flask", "--app", "wsgi", "hub", "demo", "--platforms", "2"]
+    command = [sys.executable, "-m", "flask", "--app", "hub", "hub", "demo", "--platforms", "2"]
     demo = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

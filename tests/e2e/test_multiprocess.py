@@ -87,7 +87,7 @@ def test_a_delivery_process_beside_the_web_server_delivers_in_order_at_once(
     deliver_log = tmp_path / "deliver.log"
     with open(deliver_log, "wb") as out:
         deliverer = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "hub", "deliver"],
+            [sys.executable, "-m", "flask", "--app", "hub", "hub", "deliver"],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=out,

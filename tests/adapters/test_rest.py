@@ -7,6 +7,7 @@ answers (chunked, close-delimited, interim 1xx, a reset instead of an answer...)
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -22,7 +23,9 @@ import pytest
 from standardwebhooks import Webhook
 
 from adapters import OutgoingEvent, Permanent, PlatformTarget, Retryable, Unsupported
-from adapters.rest import RestAdapter, sign, signing_key
+from adapters.rest import RestAdapter
+from adapters.rest.client import Answer
+from adapters.rest.signing import Signer, signing_key
 from tests.support.loopback_platform import wait_for
 
 TOKEN = "token-of-B"
@@ -38,9 +41,10 @@ class Request:
     body: bytes
 
 
-# What a handler returns: the bytes to send (None: nothing), then what to do with the connection.
+# What a handler returns: the bytes to send (None: nothing; a list: pieces, each sent by itself),
+# then what to do with the connection.
 KEEP, CLOSE, RESET, HANG = "keep", "close", "reset", "hang"
-Action = tuple[bytes | None, str]
+Action = tuple[bytes | list[bytes] | None, str]
 
 
 def reply(status: int, body: bytes = b'{"status": 200}', headers: str = "") -> bytes:
@@ -97,6 +101,7 @@ class RawServer:
         with self.lock:
             self.open.add(conn)
         try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # pieces stay pieces
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             file = conn.makefile("rb")
@@ -114,8 +119,8 @@ class RawServer:
                 with self.lock:
                     self.requests.append(request)
                 data, then = self.handler(request)
-                if data:
-                    conn.sendall(data)
+                for piece in data if isinstance(data, list) else [data] if data else []:
+                    conn.sendall(piece)
                 if then == HANG:
                     self.release.wait(30)
                     return
@@ -171,22 +176,35 @@ def event(kind: str = "message", n: int = 1, payload: str = PAYLOAD) -> Outgoing
 @pytest.mark.parametrize(
     "token",
     [
-        "1111",
+        "1111",  # valid base64 too: it must still be keyed with its UTF-8 bytes
         "tøken ünïcode ✓",
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",  # unpadded base64
     ],
 )
-def test_signature_is_byte_for_byte_what_standardwebhooks_signs(token: str) -> None:
+def test_signature_is_byte_for_byte_what_the_contracts_verifier_signs(token: str) -> None:
+    # The contract: Webhook(token.encode()), or Webhook(token) for a whsec_ token.
     signer = Webhook(token) if token.startswith("whsec_") else Webhook(token.encode())
-    key = signing_key(token)
-    for msg_id, timestamp, payload in [
-        ("evt_1", 1_700_000_000, PAYLOAD),
-        ("evt_" + "f" * 32, 1_800_000_123, ""),
-        ("msg_x", 0, '{"text": "a.b.c \\u00e9 é"}' * 50),
+    ours = Signer(signing_key(token))
+    for msg_id, payload in [
+        ("evt_1", PAYLOAD),
+        ("evt_" + "f" * 32, ""),
+        ("msg_x", '{"text": "a.b.c \\u00e9 é"}' * 50),
     ]:
-        expected = signer.sign(msg_id, datetime.fromtimestamp(timestamp, UTC), payload)
-        assert sign(key, msg_id, timestamp, payload.encode()) == expected
+        headers = {name.decode(): value.decode() for name, value in ours.headers(msg_id, payload)}
+        assert headers["webhook-id"] == msg_id
+        timestamp = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+        assert abs(timestamp.timestamp() - time.time()) < 5
+        assert headers["webhook-signature"] == signer.sign(msg_id, timestamp, payload)
+        signer.verify(payload, headers, json_parse=False)  # raises if it does not verify
+
+
+def test_a_whsec_token_is_keyed_with_its_decoded_secret() -> None:
+    assert signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") == base64.b64decode(
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    )
+    assert signing_key("whsec_AAE") == b"\x00\x01"  # unpadded: padding added
+    assert signing_key("1111") == b"1111"
 
 
 @pytest.mark.parametrize("token", [TOKEN, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
@@ -364,6 +382,91 @@ def test_an_answer_cut_short_is_retryable_and_not_resent(server_factory, adapter
     assert len(server.requests) == 1
 
 
+CHUNKED_WITH_INTERIM = (
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+    b"X-Long: " + b"v" * 300 + b"\r\n\r\n3;x=1\r\n[1,\r\n2\r\n2]\r\n0\r\nX-T: 1\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_the_parser_reads_an_answer_however_it_is_split(size) -> None:
+    # What the socket hands over in each recv is arbitrary: every split point gives one answer.
+    answer = Answer()
+    for start in range(0, len(CHUNKED_WITH_INTERIM), size):
+        assert not answer.complete
+        answer.parser.feed_data(CHUNKED_WITH_INTERIM[start : start + size])
+    assert (answer.complete, answer.keep, answer.status) == (True, True, 200)
+    assert b"".join(answer.parts) == b"[1,2]"
+
+
+def test_an_answer_arriving_in_pieces_is_read_and_the_connection_kept(server_factory, adapters):
+    data = CHUNKED_WITH_INTERIM
+    pieces = [data[:5], data[5:19], data[19:27], data[27:60], data[60:-9], data[-9:-1], data[-1:]]
+    server = server_factory(lambda r: (pieces, KEEP))
+    adapter = adapters(server.endpoint())
+    assert adapter.fetch_users() == [1, 2]
+    assert adapter.fetch_users() == [1, 2]
+    assert server.connections == 1
+
+
+def test_a_close_delimited_http_1_1_answer(server_factory, adapters) -> None:
+    # No Content-Length, not chunked: the body is what comes until the connection closes.
+    server = server_factory(lambda r: ([b"HTTP/1.1 200 OK\r\n\r\n[1", b", 2]"], CLOSE))
+    adapter = adapters(server.endpoint())
+    assert adapter.fetch_users() == [1, 2]
+    assert adapter.fetch_users() == [1, 2]
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("extra", [reply(200, b"{}"), b"garbage"], ids=["answer", "garbage"])
+def test_bytes_after_the_answer_drop_the_connection(server_factory, adapters, extra) -> None:
+    # Nothing was asked for them: the connection is out of step, the answer itself counts.
+    server = server_factory(lambda r: (reply(200, b"[7]") + extra, KEEP))
+    adapter = adapters(server.endpoint())
+    assert adapter.fetch_users() == [7]
+    assert adapter.fetch_users() == [7]
+    assert (server.connections, len(server.requests)) == (2, 2)
+
+
+def test_answer_headers_too_long_are_retryable(server_factory, adapters) -> None:
+    head = b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * 200_000 + b"\r\nContent-Length: 2\r\n\r\n{}"
+    server = server_factory(lambda r: (head, CLOSE))
+    with pytest.raises(Retryable, match="answer headers too long"):
+        adapters(server.endpoint()).send(event())
+
+
+@pytest.mark.parametrize(
+    ("answer", "where"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "headers"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "body"),
+    ],
+)
+def test_an_answer_cut_short_says_where(server_factory, adapters, answer, where) -> None:
+    server = server_factory(lambda r: (answer, CLOSE))
+    with pytest.raises(Retryable, match=f"closed in the answer's {where}"):
+        adapters(server.endpoint()).send(event())
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("headers", [b"", b"Connection: upgrade\r\nUpgrade: other\r\n"])
+def test_switching_protocols_is_retryable(server_factory, adapters, headers) -> None:
+    answer = b"HTTP/1.1 101 Switching Protocols\r\n" + headers + b"\r\n"
+    server = server_factory(lambda r: (answer, KEEP))
+    with pytest.raises(Retryable, match=r"switched protocols \(101\)"):
+        adapters(server.endpoint()).send(event())
+
+
+def test_an_event_id_that_cannot_be_a_header_is_retryable_without_calling(
+    server_factory, adapters
+) -> None:
+    server = server_factory()
+    bad = OutgoingEvent("evt_1\r\nX-Injected: 1", 1, "message", PAYLOAD)
+    with pytest.raises(Retryable, match="cannot be a header value"):
+        adapters(server.endpoint()).send(bad)
+    assert server.connections == 0
+
+
 # -- connections: refused, timed out, closed, reset ------------------------------------------
 
 
@@ -535,4 +638,181 @@ def test_https_with_an_untrusted_certificate_is_retryable(server_factory, adapte
     server = server_factory(tls=server_context)
     with pytest.raises(Retryable, match="CERTIFICATE_VERIFY_FAILED"):
         adapters(server.endpoint()).send(event())  # the system's CAs do not know the test CA
+    assert server.requests == []
+
+
+# -- proxies from the environment ------------------------------------------------------------
+
+
+class LoopbackProxy:
+    """A threaded HTTP proxy on 127.0.0.1 that records each request's line and headers: it
+    answers absolute-form requests itself (200, ``{"via": "proxy"}``) and tunnels ``CONNECT``
+    to the address asked for (or refuses it with ``connect_status``)."""
+
+    def __init__(self, connect_status: int = 200) -> None:
+        self.connect_status = connect_status
+        self.connect_answer = b"HTTP/1.1 200 Connection established\r\n\r\n"
+        self.lines: list[str] = []
+        self.headers: list[dict[str, str]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as file:
+            while line := file.readline():
+                headers = {}
+                while (header := file.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                self.lines.append(line.decode().rstrip("\r\n"))
+                self.headers.append(headers)
+                method, target, _ = line.decode().split(" ", 2)
+                if method == "CONNECT":
+                    if self.connect_status != 200:
+                        conn.sendall(reply(self.connect_status, b"no"))
+                        return
+                    host, _, port = target.rpartition(":")
+                    upstream = socket.create_connection((host, int(port)))
+                    conn.sendall(self.connect_answer)
+                    self._pipe(conn, upstream)
+                    return
+                file.read(int(headers.get("content-length", 0)))
+                conn.sendall(reply(200, b'{"via": "proxy"}'))
+
+    @staticmethod
+    def _pipe(client: socket.socket, upstream: socket.socket) -> None:
+        """Copy bytes both ways until either side closes (the client side is already read
+        unbuffered: the adapter sends nothing after CONNECT before the proxy's answer)."""
+
+        def copy(source: socket.socket, sink: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+        back = threading.Thread(target=copy, args=(upstream, client), daemon=True)
+        back.start()
+        copy(client, upstream)
+        back.join(10)
+        upstream.close()
+
+
+@pytest.fixture
+def proxy(monkeypatch) -> Iterator[LoopbackProxy]:
+    """A loopback proxy and an environment naming nothing else (either case of each name)."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    server = LoopbackProxy()
+    yield server
+    server.stop()
+
+
+def test_http_goes_through_the_environments_proxy_in_absolute_form(
+    server_factory, adapters, proxy, monkeypatch
+) -> None:
+    server = server_factory()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("//", "//us%40er:p%3Ass@"))
+    adapter = adapters(server.endpoint())
+    adapter.send(event("message", 1))
+    adapter.send(event("room", 2))
+    target = f"http://127.0.0.1:{server.port}/api/"
+    assert proxy.lines == [f"POST {target}message HTTP/1.1", f"POST {target}room HTTP/1.1"]
+    headers = proxy.headers[0]
+    assert headers["host"] == f"127.0.0.1:{server.port}"
+    assert headers["proxy-authorization"] == "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+    assert Webhook(TOKEN.encode()).verify(PAYLOAD, headers) == json.loads(PAYLOAD)
+    assert server.requests == []  # the proxy answered, nothing went around it
+
+
+def test_no_proxy_sends_straight_to_the_platform(server_factory, adapters, proxy, monkeypatch):
+    server = server_factory()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "example.org,127.0.0.1")
+    adapters(server.endpoint()).send(event())
+    assert len(server.requests) == 1
+    assert proxy.lines == []
+
+
+def test_https_tunnels_through_the_proxy_with_connect(
+    server_factory, adapters, proxy, monkeypatch, tls
+) -> None:
+    server_context, client_context = tls
+    server = server_factory(tls=server_context)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # not the one for https
+    adapter = adapters(server.endpoint(), ssl_context=client_context)
+    adapter.send(event(n=1))
+    adapter.send(event(n=2))
+    assert proxy.lines == [f"CONNECT 127.0.0.1:{server.port} HTTP/1.1"]  # one kept-alive tunnel
+    assert [(r.connection, r.path) for r in server.requests] == [(0, "/api/message")] * 2
+    assert Webhook(TOKEN.encode()).verify(server.requests[0].body, server.requests[0].headers)
+
+
+def test_a_proxy_refusing_the_tunnel_is_retryable(
+    server_factory, adapters, proxy, monkeypatch, tls
+) -> None:
+    server_context, client_context = tls
+    server = server_factory(tls=server_context)
+    proxy.connect_status = 407
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    with pytest.raises(Retryable, match="proxy answered CONNECT with HTTP 407"):
+        adapters(server.endpoint(), ssl_context=client_context).send(event())
+    assert server.connections == 0
+
+
+def test_a_proxy_it_cannot_speak_to_fails_every_call_as_retryable(
+    server_factory, adapters, proxy, monkeypatch
+) -> None:
+    server = server_factory()
+    monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(Retryable, match="not an http:// proxy"):
+        adapters(server.endpoint()).send(event())
+    assert server.connections == 0
+
+
+def test_a_tunnel_answer_after_interim_answers_in_pieces(
+    server_factory, adapters, proxy, monkeypatch, tls
+) -> None:
+    server_context, client_context = tls
+    server = server_factory(tls=server_context)
+    proxy.connect_answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nVia: 1.1 p\r\n\r\n"
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    adapters(server.endpoint(), ssl_context=client_context).send(event())
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (b"HTTP/1.1 200 OK\r\n\r\nsurprise", "bytes after its CONNECT answer"),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP/1.x answer"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "CONNECT with HTTP 101"),
+    ],
+)
+def test_a_tunnel_answer_that_is_not_a_plain_2xx_is_retryable(
+    server_factory, adapters, proxy, monkeypatch, tls, answer, why
+) -> None:
+    server_context, client_context = tls
+    server = server_factory(tls=server_context)
+    proxy.connect_answer = answer
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    with pytest.raises(Retryable, match=why):
+        adapters(server.endpoint(), ssl_context=client_context).send(event())
     assert server.requests == []
