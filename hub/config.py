@@ -96,7 +96,7 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> dict[
         name = f"{PREFIX}_{key}"
         if name in SETTINGS:
             config[name] = _checked(name, value, "environment")
-        elif name != "HUB_CONFIG_FILE":
+        elif name != "HUB_CONFIG_FILE" and not name.startswith("HUB_TEST_"):
             log.warning("unknown setting %s in the environment is ignored", name)
     if overrides:
         config.update(overrides)

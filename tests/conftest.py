@@ -89,9 +89,23 @@ def platforms() -> Iterator[Callable[..., LoopbackPlatform]]:
 class HubClient:
     """A hub app plus helpers to call it as a platform or as the admin."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, settings: dict[str, Any] | None = None) -> None:
         self.app = app
         self.client = app.test_client()
+        self.settings = settings or {}
+        self._command_app: Any = None
+
+    def command(self, *args: str, input: str | None = None) -> Any:
+        """Run ``flask hub <args>`` as an operator would: in an app of its own (``--app hub``:
+        no server thread) on this hub's database, beside this serving one."""
+        if self._command_app is None:
+            self._command_app = create_app({**self.settings, "HUB_LOAD_PLATFORMS": False})
+        return self._command_app.test_cli_runner().invoke(args=["hub", *args], input=input)
+
+    def close(self) -> None:
+        if self._command_app is not None:
+            self._command_app.extensions["hub"].close()
+        self.hub.close()
 
     def as_platform(self, token: str, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
@@ -124,14 +138,14 @@ def make_hub(database_url: str, tmp_path: Path) -> Iterator[Callable[..., HubCli
             "HUB_PLATFORMS_FILE": str(registry),
             **config,
         }
-        hub = HubClient(create_app(settings))
+        hub = HubClient(create_app(settings), settings)
         hub.hub.serve()  # what wsgi.py does for a server
         made.append(hub)
         return hub
 
     yield make
     for hub in made:
-        hub.hub.close()
+        hub.close()
 
 
 class Trio:

@@ -13,6 +13,7 @@ from typing import Any
 from hub.models import Platform
 from hub.outbox import leases, outcomes
 from hub.outbox.reader import QueuedEvent
+from hub.wakeup.local import RECHECK_SECONDS
 
 
 def item(event: QueuedEvent) -> dict[str, Any]:
@@ -31,16 +32,13 @@ def poll(hub: Any, platform: Platform, last: int | None, wait: float) -> dict[st
             outcomes.ack_through_each(session, {platform.id: last})
         leases.mark_up(session, platform.id)
     deadline = time.monotonic() + min(wait, hub.config["HUB_POLL_TIMEOUT"])
-    # The notifier wakes it for this process's events and, through the wake-up, for other
-    # processes'; this re-check only bounds a missed wake-up.
-    recheck = hub.config["HUB_WAKE_INTERVAL"]
     while True:
         seen = hub.notifier.version(platform.id)
         events = hub.reader.read(platform.id, last or 0, hub.config["HUB_DELIVERY_BATCH"])
         remaining = deadline - time.monotonic()
         if events or remaining <= 0:
             break
-        hub.notifier.wait(platform.id, seen, min(remaining, recheck))
+        hub.notifier.wait(platform.id, seen, min(remaining, RECHECK_SECONDS))
     return {
         "messages": [item(e) for e in events],
         "last_message": events[-1].seq if events else last,

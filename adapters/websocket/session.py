@@ -16,13 +16,11 @@ from hub.errors import ApiError
 from hub.ingest import calls
 from hub.models import Platform
 from hub.outbox import leases, outcomes
+from hub.wakeup.local import RECHECK_SECONDS
 
 CLOSE_INTERNAL = 1011  # RFC 6455: the server met an unexpected condition
 CLOSE_TRY_AGAIN = 1013  # RFC 6455: try again later
 PUSH_ATTEMPTS = 5
-# A pusher is woken by the notifier: at once for this process's commits, and through the wake
-# socket and stream watcher for other processes'; this only bounds a missed wake-up.
-IDLE_RECHECK_SECONDS = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +137,7 @@ class SocketSession:
                 if not self.connection.send_text(frame):
                     return
             if len(rows) < batch:
-                notifier.wait(self.platform_id, seen, IDLE_RECHECK_SECONDS)
+                notifier.wait(self.platform_id, seen, RECHECK_SECONDS)
 
     def _receive_loop(self, receive: Any) -> None:
         while not self.connection.closed.is_set():

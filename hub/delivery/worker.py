@@ -21,6 +21,7 @@ from hub.delivery.state import read_state
 from hub.models import Health, Platform, utcnow
 from hub.outbox import leases, outcomes
 from hub.outbox.reader import QueuedEvent
+from hub.wakeup.local import RECHECK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,10 @@ class PlatformWorker(threading.Thread):
             if state.next_attempt_at is not None:
                 remaining = (state.next_attempt_at - utcnow()).total_seconds()
                 if remaining > 0:
-                    # Re-read now and then: a /ping served by another process clears the wait.
-                    return min(remaining, idle)
+                    # A /ping served by any process wakes it before (the wake-up).
+                    return min(remaining, RECHECK_SECONDS)
             if state.users_synced and not state.has_pending:
-                return idle
+                return RECHECK_SECONDS  # news wakes it
             if not state.users_synced:
                 if not self._own_lease():
                     return idle
@@ -113,10 +114,10 @@ class PlatformWorker(threading.Thread):
                     return self._fail(None, exc)
         batch = self._claim()
         if batch is None:
-            return idle  # another process owns the stream
+            return idle  # another process owns the stream: look again for an expired lease
         self._flowing = True
         if not batch:
-            return idle
+            return RECHECK_SECONDS  # news wakes it
         for event in batch:
             if self._stopping.is_set():
                 break

@@ -3,7 +3,8 @@
 A user concerns every platform. A room concerns every platform if it is public, else its own
 platform and the platforms of its members (and, for an update, those that just lost their last
 member). News goes to every enabled platform it concerns except the one it came from: a user's
-own platform, the room's platform for a room update, the sender's for a message.
+own platform, the room's platform for a room update, the sender's for a message; a change the
+hub makes itself (the user sync deleting users) goes to all of them.
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ def member_platform_ids(room: Room) -> set[int]:
 
 
 def room_receivers(
-    session: Session, room: Room, source: int, extra: Iterable[int] = ()
+    session: Session, room: Room, source: int | None, extra: Iterable[int] = ()
 ) -> list[Receiver]:
-    """Platforms told about a change of ``room`` that came from platform ``source``; ``extra``:
-    platforms concerned although no member is left on them (they just lost theirs)."""
+    """Platforms told about a change of ``room`` that came from platform ``source`` (None: from
+    the hub itself); ``extra``: platforms concerned although no member is left on them (they
+    just lost theirs)."""
     concerned = {room.platform_id, *member_platform_ids(room), *extra}
     return [
         p

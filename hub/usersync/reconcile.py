@@ -119,9 +119,9 @@ def reconcile_users(
 def _delete_vanished(session: Session, source: int, gone: list[User]) -> None:
     """Delete users and their memberships; send each room they left to whoever knows it.
 
-    A room update goes to the platforms the room concerns (``hub.routing.receivers``), those
-    that lost their last member included, but the one whose users vanished: the change came
-    from it. The room's own platform learns of it too, unless it is that one.
+    A room update goes to every platform the room concerns (``hub.routing.receivers``), those
+    that lost their last member included: the change comes from the sync, not from a room call.
+    Only a room of the platform whose users vanished is not sent back to it: it knows.
     """
     ids = {user.id for user in gone}
     rooms = (
@@ -141,7 +141,10 @@ def _delete_vanished(session: Session, source: int, gone: list[User]) -> None:
         session.flush()
         left = before - member_platform_ids(room)
         payload = room_payload(room)
-        receivers = room_receivers(session, room, source=source, extra=left)
+        own = room.platform_id == source
+        receivers = room_receivers(
+            session, room, source=room.platform_id if own else None, extra=left
+        )
         enqueue_each(session, EventKind.ROOM, [(r.id, payload) for r in receivers])
     for user in gone:
         session.delete(user)

@@ -33,7 +33,7 @@ from hub.wakeup.messages import decode_changes, deliver_direct, encode_changes, 
 
 log = logging.getLogger(__name__)
 
-LIST_EVERY = 1.0  # seconds between re-reads of the folder (processes come and go)
+FRESH_NS = 50_000_000  # a folder changed this recently (ns) is listed again at the next send
 MAX_DATAGRAM = 212992  # Linux's default socket buffer: the largest datagram one can send
 DIRECT = b"D"  # first byte of a direct-frames datagram; the others are encode_changes' text
 MAX_SOCKET_PATH = 107  # Linux's sun_path holds 108 bytes with the final NUL
@@ -80,7 +80,7 @@ class WakeSocket:
         self._outbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._outbox.setblocking(False)
         self._peers: list[str] = []
-        self._listed_at = 0.0
+        self._listed: int | None = None  # the folder's mtime when it was last listed
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -139,15 +139,23 @@ class WakeSocket:
                 return False
 
     def _current_peers(self) -> list[str]:
-        now = time.monotonic()
-        if now - self._listed_at > LIST_EVERY:
+        """The other processes' inboxes, listed again whenever the folder changed (a process
+        came or went): one stat a send, and a process is told from its first moment on."""
+        try:
+            changed = os.stat(self.folder).st_mtime_ns
+        except OSError:
+            return []
+        if changed != self._listed:
             try:
                 names = os.listdir(self.folder)
             except OSError:
                 names = []
             own = self.path.name
             self._peers = [str(self.folder / n) for n in names if n.endswith(".sock") and n != own]
-            self._listed_at = now
+            # File times tick coarsely (milliseconds): a socket bound in the same tick as a
+            # fresh change would leave the time as it is, so a fresh one is listed again.
+            fresh = time.time_ns() - changed < FRESH_NS
+            self._listed = None if fresh else changed
         return self._peers
 
     def send(self, news: Iterable[int], moves: Iterable[int] = ()) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
+# A consumer with nothing to do waits for a wake-up; it re-reads its stream this often anyway,
+# in case one was missed by both the wake-up and the safety poll.
+RECHECK_SECONDS = 60.0
+
 
 class StreamNotifier:
     """A version counter and a condition per platform: waiters sleep until the version moves."""

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hub.db import Database
+from hub import create_app
 from hub.models import EventKind, OutboxEvent, Platform
-from tests.conftest import HubClient, Trio
+from tests.conftest import FAST, HubClient, Trio
 from tests.support.loopback_platform import wait_for
 
 COMMANDS = [
@@ -29,7 +29,7 @@ COMMANDS = [
 
 
 def hub_cli(hub: HubClient, *args: str, input: str | None = None) -> Any:
-    return hub.app.test_cli_runner().invoke(args=["hub", *args], input=input)
+    return hub.command(*args, input=input)
 
 
 def listed(hub: HubClient, name: str) -> dict[str, Any]:
@@ -239,9 +239,19 @@ def test_load_platforms_reports_a_bad_file(platforms, make_hub, tmp_path) -> Non
     assert result.exit_code == 1 and "entry 0" in result.output
 
 
-def test_sync_users_fails_only_when_the_sync_cannot_run(platforms, make_hub) -> None:
-    hub = make_hub(platforms("A"))
-    hub.hub.db.dispose()
-    hub.app.extensions["hub"].db = Database("sqlite:////nonexistent-dir/hub.sqlite3")
-    result = hub_cli(hub, "sync-users")
+def test_sync_users_fails_only_when_the_sync_cannot_run() -> None:
+    settings = {**FAST, "HUB_AUTO_MIGRATE": False}
+    app = create_app({**settings, "HUB_DATABASE_URL": "sqlite:////nonexistent-dir/hub.sqlite3"})
+    try:
+        result = app.test_cli_runner().invoke(args=["hub", "sync-users"])
+    finally:
+        app.extensions["hub"].close()
     assert result.exit_code == 1 and "could not run: database error" in result.output
+
+
+def test_commands_refuse_an_app_loaded_with_its_server_threads(trio: Trio) -> None:
+    """``--app wsgi`` starts the server's threads; a command must not run beside them."""
+    result = trio.hub.app.test_cli_runner().invoke(args=["hub", "platforms"])
+    assert result.exit_code == 2
+    assert "run commands with --app hub" in result.output
+    assert hub_cli(trio.hub, "platforms").exit_code == 0  # --app hub: the same command runs

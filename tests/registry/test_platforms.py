@@ -114,15 +114,19 @@ def test_deleting_a_platform_removes_it_and_its_users(platforms, make_hub) -> No
 def test_a_broken_platforms_file_stops_the_start_with_a_clear_error(tmp_path, database_url) -> None:
     registry = tmp_path / "platforms.json"
     registry.write_text(json.dumps([{"name": "X", "token": "t"}]))
-    with pytest.raises(ValueError, match=r"entry 0.*endpoint"):
-        create_app(
-            {
-                **FAST,
-                "HUB_DATABASE_URL": database_url,
-                "HUB_PLATFORMS_FILE": str(registry),
-                "HUB_DELIVERY": False,
-            }
-        )
+    app = create_app(
+        {
+            **FAST,
+            "HUB_DATABASE_URL": database_url,
+            "HUB_PLATFORMS_FILE": str(registry),
+            "HUB_DELIVERY": False,
+        }
+    )
+    try:
+        with pytest.raises(ValueError, match=r"entry 0.*endpoint"):
+            app.extensions["hub"].serve()  # a server reads the file when it starts
+    finally:
+        app.extensions["hub"].close()
 
 
 def test_disabled_platforms_neither_call_nor_receive(platforms, make_hub) -> None:

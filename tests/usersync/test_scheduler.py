@@ -59,20 +59,27 @@ def test_a_bad_cron_expression_names_the_setting(cron: str) -> None:
         cron_trigger(cron)
 
 
-def test_the_app_starts_the_scheduler_and_close_stops_it(database_url) -> None:
+def test_a_server_starts_the_scheduler_and_close_stops_it(database_url) -> None:
     settings = {**FAST, "HUB_DATABASE_URL": database_url, "HUB_LOAD_PLATFORMS": False}
     app = create_app({**settings, "HUB_SCHEDULER": True, "HUB_SYNC_CRON": "30 4 * * *"})
-    scheduler = app.extensions["hub"].scheduler
-    assert scheduler.running
-    next_run = scheduler.next_run_time()
+    hub = app.extensions["hub"]
+    assert not hub.scheduler.running  # building the app starts nothing
+    hub.serve()
+    assert hub.scheduler.running
+    next_run = hub.scheduler.next_run_time()
     assert (next_run.hour, next_run.minute, next_run.utcoffset().total_seconds()) == (4, 30, 0)
-    app.extensions["hub"].close()
-    assert not scheduler.running
-    off = create_app({**settings, "HUB_SCHEDULER": False})
-    assert not off.extensions["hub"].scheduler.running
-    off.extensions["hub"].close()
-    with pytest.raises(ValueError, match="HUB_SYNC_CRON"):
-        create_app({**settings, "HUB_SCHEDULER": True, "HUB_SYNC_CRON": "61 * * * *"})
+    hub.close()
+    assert not hub.scheduler.running
+    off = create_app({**settings, "HUB_SCHEDULER": False}).extensions["hub"]
+    off.serve()
+    assert not off.scheduler.running
+    off.close()
+    bad = create_app({**settings, "HUB_SCHEDULER": True, "HUB_SYNC_CRON": "61 * * * *"})
+    try:
+        with pytest.raises(ValueError, match="HUB_SYNC_CRON"):
+            bad.extensions["hub"].serve()
+    finally:
+        bad.extensions["hub"].close()
 
 
 def test_firing_runs_the_sync_once_per_period(platforms, make_hub) -> None:
