@@ -95,12 +95,17 @@ class HubClient:
         self.settings = settings or {}
         self._command_app: Any = None
 
-    def command(self, *args: str, input: str | None = None) -> Any:
-        """Run ``flask hub <args>`` as an operator would: in an app of its own (``--app hub``:
-        no server thread) on this hub's database, beside this serving one."""
+    @property
+    def runner(self) -> Any:
+        """A CLI runner as an operator's shell is: an app of its own (``--app hub``: no server
+        thread) on this hub's database, beside this serving one."""
         if self._command_app is None:
             self._command_app = create_app({**self.settings, "HUB_LOAD_PLATFORMS": False})
-        return self._command_app.test_cli_runner().invoke(args=["hub", *args], input=input)
+        return self._command_app.test_cli_runner()
+
+    def command(self, *args: str, input: str | None = None) -> Any:
+        """Run ``flask hub <args>`` with ``runner``."""
+        return self.runner.invoke(args=["hub", *args], input=input)
 
     def close(self) -> None:
         if self._command_app is not None:
@@ -120,6 +125,23 @@ class HubClient:
     @property
     def hub(self) -> Any:
         return self.app.extensions["hub"]
+
+    def before_marker(self, platform: LoopbackPlatform, via: LoopbackPlatform | str) -> list[Any]:
+        """What reached ``platform`` before a marker queued for it now: a new user of ``via`` (a
+        platform, or its token), which every other platform is sent. A platform's stream is
+        delivered in order, so once the marker has arrived, anything queued for it before has
+        arrived too: an empty answer means nothing was sent, not that it was on its way."""
+        marker = f"marker-{uuid.uuid4().hex[:8]}"
+        token = via if isinstance(via, str) else via.token
+        body = {"id": marker, "name": marker}
+        assert self.as_platform(token, "POST", "/user", json=body).status_code == 201
+
+        def arrived() -> int | None:
+            calls = enumerate(platform.calls)
+            return next((i for i, c in calls if (c.json or {}).get("id") == marker), None)
+
+        wait_for(lambda: arrived() is not None, message=f"the marker at {platform.name}")
+        return platform.calls[: arrived()]
 
 
 @pytest.fixture
@@ -146,6 +168,30 @@ def make_hub(database_url: str, tmp_path: Path) -> Iterator[Callable[..., HubCli
     yield make
     for hub in made:
         hub.close()
+
+
+@pytest.fixture
+def hub_client(make_hub: Callable[..., HubClient]) -> HubClient:
+    """A serving hub on the test database with no platform registered."""
+    return make_hub(entries=[])
+
+
+@pytest.fixture
+def app(hub_client: HubClient) -> Any:
+    """The Flask app of ``hub_client``."""
+    return hub_client.app
+
+
+@pytest.fixture
+def client(hub_client: HubClient) -> Any:
+    """A test client of ``app``."""
+    return hub_client.client
+
+
+@pytest.fixture
+def runner(hub_client: HubClient) -> Any:
+    """A CLI runner on ``app``'s database, as ``flask --app hub`` runs commands."""
+    return hub_client.runner
 
 
 class Trio:

@@ -481,10 +481,8 @@ def test_connection_refused_is_retryable(adapters) -> None:
 def test_no_answer_within_the_timeout_is_retryable(server_factory, adapters) -> None:
     server = server_factory(lambda r: (None, HANG))
     adapter = adapters(server.endpoint(), timeout=0.3)
-    started = time.monotonic()
     with pytest.raises(Retryable, match=r"timed out after 0\.3s"):
         adapter.send(event())
-    assert time.monotonic() - started < 2
     assert len(server.requests) == 1  # a timeout is never resent by the adapter
 
 

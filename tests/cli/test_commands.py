@@ -33,7 +33,8 @@ def test_db_upgrade_creates_the_schema_when_auto_migrate_is_off(database_url) ->
     app.extensions["hub"].close()
 
 
-def test_load_platforms_upserts_the_file_by_name(database_url, tmp_path) -> None:
+def test_load_platforms_upserts_the_file_by_name(runner, client, tmp_path) -> None:
+    """An operator loads the file into a running hub's database; the hub serves the result."""
     registry = tmp_path / "platforms.json"
     registry.write_text(
         json.dumps(
@@ -48,25 +49,12 @@ def test_load_platforms_upserts_the_file_by_name(database_url, tmp_path) -> None
             ]
         )
     )
-    app = create_app(
-        {
-            **FAST,
-            "HUB_DATABASE_URL": database_url,
-            "HUB_DELIVERY": False,
-            "HUB_LOAD_PLATFORMS": False,
-        }
-    )
-    runner = app.test_cli_runner()
     result = runner.invoke(args=["hub", "load-platforms", "--file", str(registry)])
     assert result.exit_code == 0, result.output
     assert "loaded 2 platform(s)" in result.output and "GWT_CHAT, NET_CHAT" in result.output
     registry.write_text(json.dumps([{"name": "gwt_chat", "endpoint": "http://h:1/", "token": "1"}]))
     assert runner.invoke(args=["hub", "load-platforms", "--file", str(registry)]).exit_code == 0
-    listing = (
-        app.test_client()
-        .get("/admin/platforms", headers={"Authorization": "Bearer admin-secret"})
-        .json
-    )
+    listing = client.get("/admin/platforms", headers={"Authorization": "Bearer admin-secret"}).json
     assert [(p["name"], p["endpoint"]) for p in listing] == [
         ("gwt_chat", "http://h:1/"),
         ("NET_CHAT", "http://127.0.0.1:9/api/"),
@@ -74,4 +62,3 @@ def test_load_platforms_upserts_the_file_by_name(database_url, tmp_path) -> None
     registry.write_text("[{]")
     broken = runner.invoke(args=["hub", "load-platforms", "--file", str(registry)])
     assert broken.exit_code != 0 and "not valid JSON" in broken.output
-    app.extensions["hub"].close()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import func, select
 
 from hub import create_app
+from hub.models import OutboxEvent, Platform
 from tests.conftest import FAST
 from tests.support.loopback_platform import wait_for
 
@@ -137,7 +139,14 @@ def test_disabled_platforms_neither_call_nor_receive(platforms, make_hub) -> Non
     assert hub.post(b, "/user", {"id": 1, "name": "bob"}).status_code == 403
     hub.post(a, "/user", {"id": 1, "name": "alice"})
     wait_for(lambda: len(c.acked("user")) == 1)
-    assert b.calls == []
+    with hub.hub.db.read() as session:  # nothing is ever queued for B: nothing can reach it
+        queued_for_b = session.execute(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .join(Platform, Platform.id == OutboxEvent.platform_id)
+            .where(Platform.name == "B")
+        ).scalar_one()
+    assert queued_for_b == 0 and b.calls == []
 
 
 def test_changing_a_platforms_endpoint_moves_its_stream_there(platforms, make_hub) -> None:

@@ -304,7 +304,9 @@ def test_direct_frames_go_to_the_inbox_a_lease_names_and_only_there(tmp_path) ->
         frame = {"seq": None, "event": "message", "direct": True, "data": {"text": "hi"}}
         assert sender.send_direct("host:4242:abcd1234/ws-0a1b2c", {5: frame})
         wait_for(lambda: got == [(5, frame)], timeout=5, message="the frame was relayed")
-        assert woken == []  # a direct datagram wakes no stream
+        sender.send({9})  # a marker after it: once it has woken the inbox, so would the frame
+        wait_for(lambda: woken != [], timeout=5, message="the marker")
+        assert woken == [{9}]  # a direct datagram wakes no stream
         assert not sender.send_direct("host:9999:00000000/ws-0a1b2c", {5: frame})  # no inbox
         assert not sender.send_direct("not an owner", {5: frame})
         huge = {**frame, "data": {"text": "x" * 300_000}}

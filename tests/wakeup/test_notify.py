@@ -104,7 +104,10 @@ def test_another_hub_on_the_same_server_hears_nothing(two_schemas) -> None:
         wait_for(lambda: here.got != [], message="the frame in our hub")
         assert sender.send_direct(owner, {2: FRAME})
         wait_for(lambda: len(here.got) == 2, message="the second frame in our hub")
-        assert there.got == []
+        # A marker sent in their hub after ours: once it has arrived, so would have ours.
+        assert _sender(theirs, "host:3:cccccccc").send_direct(owner, {3: FRAME})
+        wait_for(lambda: there.got != [], message="the marker in their hub")
+        assert there.got == [(3, FRAME)]
     finally:
         for relay in (here.relay, there.relay, sender):
             relay.stop()
