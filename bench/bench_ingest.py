@@ -52,6 +52,8 @@ def build_client(workdir: Path):  # type: ignore[no-untyped-def]
             "HUB_LOG_LEVEL": "WARNING",
         }
     )
+    if hasattr(app.extensions["hub"], "serve"):  # the app starts nothing until it serves
+        app.extensions["hub"].serve()  # loads platforms.json; delivery and scheduler are off
     client = app.test_client()
     for name in "ABC":
         answer = client.post("/user", json={"id": 1, "name": f"user of {name}"}, headers=auth(name))

@@ -57,7 +57,7 @@ from adapters.rest import RestAdapter  # noqa: E402
 OLD_COMMIT = "0e4e031"  # the last commit with the hand-written client
 H11_COMMIT = "0689baf"  # the last commit with the h11 client
 TOKEN = "bench-token-B"
-# A message as the hub renders it (hub.routing.message_payload), ~400 bytes.
+# A message as the hub renders it (hub.routing.messages.message_payload), ~400 bytes.
 PAYLOAD = {
     "id": 1,
     "roomOriginalPlatform": "A",
