@@ -24,14 +24,15 @@ def item(event: QueuedEvent) -> dict[str, Any]:
     return {"message_id": event.seq, "type": event.kind, **payload}
 
 
-def poll(hub: Any, platform: Platform, last: int | None, wait: float) -> dict[str, Any]:
+def poll(hub: Any, platform: Platform, last: int | None, wait: float | None) -> dict[str, Any]:
     """Acknowledge through ``last``, then answer what follows it, waiting up to ``wait``
-    seconds (at most ``HUB_POLL_TIMEOUT``) for the next event."""
+    seconds (at most, and by default, ``HUB_POLL_TIMEOUT``) for the next event."""
     with hub.db.write() as session:
         if last is not None:
             outcomes.ack_through_each(session, {platform.id: last})
         leases.mark_up(session, platform.id)
-    deadline = time.monotonic() + min(wait, hub.config["HUB_POLL_TIMEOUT"])
+    limit = hub.config["HUB_POLL_TIMEOUT"]
+    deadline = time.monotonic() + (limit if wait is None else min(wait, limit))
     while True:
         seen = hub.notifier.version(platform.id)
         events = hub.reader.read(platform.id, last or 0, hub.config["HUB_DELIVERY_BATCH"])

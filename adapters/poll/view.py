@@ -32,5 +32,4 @@ def serve(_app: Flask, blp: Blueprint, _spec: APISpec) -> None:
                 "its endpoint; register it with transport websocket or poll to pull them"
             )
         hub = current_app.extensions["hub"]
-        limit = hub.config["HUB_POLL_TIMEOUT"]
-        return poll(hub, platform, data["last_message"], data.get("timeout", limit))
+        return poll(hub, platform, data["last_message"], data.get("timeout"))

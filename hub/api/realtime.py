@@ -18,23 +18,20 @@ from hub.ingest import notifications
 from hub.schemas.calls import MessageAccepted, NotificationIn
 
 
-def notification(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """Send a notification to "$all", to platforms by name, or to users by global id."""
-    sender = None if is_admin_token(token_from_request()) else authenticate_platform()
-    with current_app.extensions["hub"].db.write() as session:
-        return notifications.notify(session, sender, data)
-
-
 def blueprint(app: Flask, spec: APISpec) -> Blueprint:
     """The real-time blueprint of ``app``: notifications and every pull transport's routes."""
     blp = Blueprint("realtime", __name__, description="Real-time transports and notifications.")
-    blp.route("/notification", methods=["POST"])(
-        blp.arguments(NotificationIn, error_status_code=400)(
-            blp.response(202, MessageAccepted)(
-                blp.doc(security=[{"platformToken": []}, {"adminToken": []}])(notification)
-            )
-        )
-    )
+
+    @blp.route("/notification", methods=["POST"])
+    @blp.arguments(NotificationIn, error_status_code=400)
+    @blp.response(202, MessageAccepted)
+    @blp.doc(security=[{"platformToken": []}, {"adminToken": []}])
+    def notification(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Send a notification to "$all", to platforms by name, or to users by global id."""
+        sender = None if is_admin_token(token_from_request()) else authenticate_platform()
+        with current_app.extensions["hub"].db.write() as session:
+            return notifications.notify(session, sender, data)
+
     for transport in TRANSPORTS.values():
         if transport.serve is not None:
             transport.serve(app, blp, spec)

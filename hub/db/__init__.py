@@ -66,9 +66,9 @@ class Database:
                 session.info.pop(NEWS_KEY, set()),
                 session.info.pop(LEASES_KEY, set()),
             )
-            if (changes[0] or changes[1]) and self.before_commit is not None:
+            if any(changes) and self.before_commit is not None:
                 self.before_commit(session, changes)
-        if (changes[0] or changes[1]) and self.on_commit is not None:
+        if any(changes) and self.on_commit is not None:
             self.on_commit(changes)
 
     @contextmanager

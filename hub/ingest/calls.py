@@ -8,13 +8,12 @@ from marshmallow import Schema, ValidationError
 
 from hub.errors import BadRequest
 from hub.ingest import direct, idempotency
+from hub.ingest.checks import Answer
 from hub.ingest.messages import accept_message
 from hub.ingest.rooms import save_room
 from hub.ingest.users import save_user
 from hub.models import Platform
 from hub.schemas.calls import MessageIn, RoomIn, UserIn
-
-Answer = tuple[dict[str, Any], int]
 
 # One schema instance per call, reused: building a schema costs more than loading a body.
 CALLS: dict[str, tuple[Schema, Any]] = {

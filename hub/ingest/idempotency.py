@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 
 from hub.db import Database
 from hub.errors import Conflict
+from hub.ingest.checks import Answer
 from hub.models import IdempotencyKey, utcnow
-
-Answer = tuple[dict[str, Any], int]
 
 
 def request_hash(body: dict[str, Any]) -> str:
