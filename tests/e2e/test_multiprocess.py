@@ -9,7 +9,9 @@ import subprocess
 import sys
 
 import pytest
+import sqlalchemy as sa
 
+from hub.models import EventStatus, OutboxEvent, Platform
 from tests.support.hub_process import ROOT, HubProcess
 from tests.support.loopback_platform import wait_for
 
@@ -115,6 +117,9 @@ def test_a_delivery_process_beside_the_web_server_delivers_in_order_at_once(
         )
         assert [call.json["text"] for call in b.acked("message")] == texts
         assert b.duplicates() == []
+        # The hub has recorded them delivered: stopping B cannot cut an answer it still reads
+        # (a cut answer is resent, a duplicate the count below would not expect).
+        wait_for(lambda: _pending(database_url, "B") == 0, message="B's stream recorded")
 
         # B goes away; its retry is set far off, so only a /ping can bring the queue back.
         b.stop()
@@ -137,3 +142,18 @@ def test_a_delivery_process_beside_the_web_server_delivers_in_order_at_once(
             deliverer.kill()
             deliverer.wait(10)
         web.stop()
+
+
+def _pending(database_url: str, name: str) -> int:
+    """Pending events of a platform's stream, read as another process would."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(
+                sa.select(sa.func.count())
+                .select_from(OutboxEvent)
+                .join(Platform, Platform.id == OutboxEvent.platform_id)
+                .where(Platform.name == name, OutboxEvent.status == EventStatus.PENDING)
+            ).scalar_one()
+    finally:
+        engine.dispose()
