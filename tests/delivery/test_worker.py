@@ -156,6 +156,13 @@ def test_events_failing_past_the_maximum_age_become_dead_letters(platforms, make
     hub.post(b, "/user", {"id": 1, "name": "bob"})
     hub.post(a, "/room", {"id": 1, "name": "r", "type": "private", "users": [{"A": [1], "B": [1]}]})
     wait_for(lambda: len(b.acked("room")) == 1)
+
+    # Recorded delivered before B stops: a cut answer would be resent, and die with the others.
+    def queue_depth() -> int:
+        listing = hub.admin("GET", "/admin/platforms").json
+        return next(p["queueDepth"] for p in listing if p["name"] == "B")
+
+    wait_for(lambda: queue_depth() == 0, message="B's room recorded delivered")
     b.stop()
     for text in ("old 1", "old 2"):
         hub.post(
