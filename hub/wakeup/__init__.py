@@ -52,9 +52,10 @@ class Wakeup:
 
     def committed(self, changes: Changes) -> None:
         """A transaction of this process committed: wake here, and tell the others (SQLite;
-        on PostgreSQL the commit itself told them)."""
+        on PostgreSQL the commit itself told them). A stream this process took over from one
+        of its own sockets needs no word here: the new socket closed the old one itself."""
         news, moves = changes
-        self.wake(news, moves)
+        self.wake(news, set())
         if self.datagram is not None:
             self.datagram.send(news, moves)
 
